@@ -1,0 +1,29 @@
+"""Anatomy registry: structure names, groups, class maps (v1 104 / v2 117) and part splits."""
+
+from totalseg.anatomy.registry import (
+    SUBSETS,
+    ClassMapVersion,
+    Structure,
+    class_map,
+    get_structure,
+    group_counts,
+    part_maps,
+    relabel,
+    resolve_names,
+    structures,
+    subset,
+)
+
+__all__ = [
+    "SUBSETS",
+    "ClassMapVersion",
+    "Structure",
+    "class_map",
+    "get_structure",
+    "group_counts",
+    "part_maps",
+    "relabel",
+    "resolve_names",
+    "structures",
+    "subset",
+]
