@@ -15,7 +15,11 @@ __all__ = ["Image", "LabelMap", "Segmenter", "__version__", "load_model", "segme
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_LAZY = {"segment": "totalseg.pipeline", "Segmenter": "totalseg.pipeline", "load_model": "totalseg.models"}
+_LAZY = {
+    "segment": "totalseg.pipeline",
+    "Segmenter": "totalseg.pipeline",
+    "load_model": "totalseg.models",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -68,8 +68,7 @@ def _opt_int(text: str) -> int | None:
 def structures() -> tuple[Structure, ...]:
     """Every structure of either class map (the union, 124 names), in v2 id order then v1."""
     path = resources.files("totalseg.anatomy").joinpath("data/structures.csv")
-    with path.open("r", encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
     return tuple(
         Structure(
             name=r["name"],
@@ -119,7 +118,7 @@ def part_maps(version: ClassMapVersion = "v2") -> dict[int, dict[int, str]]:
 
 
 def group_counts(version: ClassMapVersion = "v1") -> dict[str, int]:
-    """Number of structures per group in a class map (v1: 27 organs, 59 bones, 10 muscles, 8 vessels)."""
+    """Structures per group in a class map (v1: 27 organs, 59 bones, 10 muscles, 8 vessels)."""
     names = class_map(version).values()
     counts = Counter(_by_name()[n].group for n in names)
     return {g: counts.get(g, 0) for g in ("organ", "bone", "muscle", "vessel")}
@@ -143,22 +142,18 @@ def subset(name: str) -> tuple[str, ...]:
     if name not in SUBSETS:
         close = difflib.get_close_matches(name, list(SUBSETS), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownStructureError(
-            f"Unknown subset {name!r}; known: {', '.join(SUBSETS)}.{hint}"
-        )
+        raise UnknownStructureError(f"Unknown subset {name!r}; known: {', '.join(SUBSETS)}.{hint}")
     return SUBSETS[name]
 
 
-def resolve_names(
-    names: Iterable[str], *, version: ClassMapVersion | None = None
-) -> list[str]:
+def resolve_names(names: Iterable[str], *, version: ClassMapVersion | None = None) -> list[str]:
     """Validate structure names (subset names expand), keep order, drop repeats.
 
     With `version`, names that exist but are not in that class map are an error too.
     """
     out: list[str] = []
     for name in names:
-        expanded = SUBSETS[name] if name in SUBSETS else (name,)
+        expanded = SUBSETS.get(name, (name,))
         for n in expanded:
             s = get_structure(n)
             if version is not None and s.id_in(version) is None:
@@ -171,9 +166,7 @@ def resolve_names(
     return out
 
 
-def relabel(
-    labels: np.ndarray, source: Mapping[int, str], target: Mapping[int, str]
-) -> np.ndarray:
+def relabel(labels: np.ndarray, source: Mapping[int, str], target: Mapping[int, str]) -> np.ndarray:
     """Map label values from one id space to another by structure name.
 
     Labels whose name is absent from `target` become 0 (e.g. heart chambers v1 -> v2).

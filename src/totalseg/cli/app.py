@@ -18,6 +18,14 @@ import typer
 from totalseg import __version__
 from totalseg.errors import TotalsegError
 
+# Typer vendors its own copy of Click; catch the exceptions of both.
+_CLICK_ERRORS: tuple[type[Exception], ...] = tuple(
+    {click.ClickException}
+    | {c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"}
+)
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+
 app = typer.Typer(
     name="totalseg",
     help=(
@@ -54,9 +62,10 @@ def _root(
 
 
 def _register() -> None:
-    from totalseg.cli import info
+    from totalseg.cli import convert, info
 
     app.add_typer(info.app, name="info")
+    app.command("convert")(convert.convert_command)
 
 
 _register()
@@ -68,21 +77,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         rv = app(args=args, prog_name="totalseg", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except _ABORTS:
         typer.echo("Aborted.", err=True)
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
+    except _CLICK_ERRORS as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     except TotalsegError as exc:
         if debug:
             traceback.print_exc()
         typer.echo(f"Error: {exc}", err=True)
         return 1
     except KeyboardInterrupt:
-        typer.echo("Interrupted; finished outputs are kept, nothing half-written is left.", err=True)
+        typer.echo(
+            "Interrupted; finished outputs are kept, nothing half-written is left.", err=True
+        )
         return 130
     except Exception as exc:
         if debug:

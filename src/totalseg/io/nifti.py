@@ -1,0 +1,274 @@
+"""NIfTI reading and writing (nibabel). The only module that touches NIfTI files.
+
+Reads accept 3D volumes (and 4D with a single volume); writes are atomic (temp file in the
+target folder, then rename), keep the source header (codes, units, descriptions) when given one,
+and carry the reference tool's XML label table on multilabel files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import tempfile
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from totalseg.errors import ImageFileError, InputError
+from totalseg.image import Image, LabelMap
+from totalseg.io.labeltable import label_table_xml, parse_label_table
+
+__all__ = [
+    "HeaderSource",
+    "is_nifti_path",
+    "read_header",
+    "read_image",
+    "read_label_map",
+    "read_mask_folder",
+    "write_image",
+    "write_label_map",
+    "write_mask_folder",
+]
+
+log = logging.getLogger(__name__)
+
+HeaderSource = nib.Nifti1Header | str | os.PathLike[str] | None
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti_path(path: str | os.PathLike[str]) -> bool:
+    return str(path).lower().endswith(_NIFTI_SUFFIXES)
+
+
+def _load(path: str | os.PathLike[str]) -> nib.Nifti1Image:
+    p = Path(path)
+    if not p.exists():
+        raise ImageFileError(f"Expected a NIfTI file, got a path that does not exist: '{p}'.")
+    if p.is_dir():
+        raise ImageFileError(
+            f"Expected a NIfTI file, got a folder: '{p}'; pass a .nii/.nii.gz file "
+            "(or a DICOM folder where DICOM is accepted)."
+        )
+    try:
+        img = nib.load(p)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise ImageFileError(
+            f"Expected a readable NIfTI file, got '{p}' which could not be opened ({exc}); "
+            "check that it is a complete .nii/.nii.gz file."
+        ) from exc
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise ImageFileError(
+            f"Expected a NIfTI file, got a {type(img).__name__} from '{p}'; convert it to NIfTI."
+        )
+    return img
+
+
+def _data(img: nib.Nifti1Image, path: str | os.PathLike[str]) -> np.ndarray:
+    shape = img.shape
+    if len(shape) == 4 and shape[3] == 1:
+        pass
+    elif len(shape) != 3:
+        raise InputError(
+            f"Expected a 3D volume, got shape {tuple(shape)} ({len(shape)}D) from '{path}'; "
+            + (
+                "pass a single 3D series."
+                if len(shape) > 3
+                else "a 2D slice cannot be segmented in 3D."
+            )
+        )
+    try:
+        data = np.asanyarray(img.dataobj)
+    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ImageFileError(
+            f"Expected a complete NIfTI file, got '{path}' whose voxel data could not be read "
+            f"({exc}); the file is truncated or corrupt."
+        ) from exc
+    return np.asarray(data.reshape(shape[:3]))
+
+
+def read_header(path: str | os.PathLike[str]) -> nib.Nifti1Header:
+    """The NIfTI header of a file (no voxel data is read)."""
+    return _load(path).header.copy()
+
+
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Read a 3D intensity volume (a 4D file with one volume is accepted)."""
+    img = _load(path)
+    data = _data(img, path)
+    if data.dtype.kind not in "iuf":
+        raise InputError(
+            f"Expected integer or floating-point voxels, got dtype {data.dtype} from '{path}'."
+        )
+    return Image(data, img.affine)
+
+
+def read_label_map(
+    path: str | os.PathLike[str], *, labels: Mapping[int, str] | None = None
+) -> LabelMap:
+    """Read a label map; names come from `labels`, else from the file's XML label table."""
+    img = _load(path)
+    data = _data(img, path)
+    if data.dtype.kind == "f":
+        if not np.all(np.isfinite(data)) or not np.array_equal(data, np.round(data)):
+            raise InputError(
+                f"Expected integer labels, got non-integer values in '{path}'; "
+                "is this an intensity image rather than a segmentation?"
+            )
+        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
+        data = data.astype(np.result_type(np.min_scalar_type(lo), np.min_scalar_type(hi)))
+    if labels is None:
+        labels = {}
+        for ext in img.header.extensions:
+            labels = parse_label_table(ext.get_content(), source=f"header of '{path}'")
+            if labels:
+                break
+    return LabelMap(data, img.affine, labels)
+
+
+def _header_from(source: HeaderSource) -> nib.Nifti1Header:
+    if source is None:
+        return nib.Nifti1Header()
+    if isinstance(source, nib.Nifti1Header):
+        return source.copy()
+    return read_header(source)
+
+
+def _make_nifti(array: np.ndarray, affine: np.ndarray, source: HeaderSource) -> nib.Nifti1Image:
+    header = _header_from(source)
+    sform_code = int(header["sform_code"]) or 2
+    qform_code = int(header["qform_code"])
+    header.extensions.clear()
+    img = nib.Nifti1Image(array, affine, header=header)
+    img.set_data_dtype(array.dtype)
+    img.header.set_slope_inter(np.nan, np.nan)
+    img.set_sform(affine, code=sform_code)
+    img.set_qform(affine, code=qform_code if source is not None else 1)
+    if source is None:
+        img.header.set_xyzt_units("mm", "sec")
+    return img
+
+
+def _atomic_save(img: nib.Nifti1Image, path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    if not is_nifti_path(target):
+        raise ImageFileError(f"Expected an output path ending in .nii or .nii.gz, got '{target}'.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if str(target).lower().endswith(".gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_image(
+    image: Image, path: str | os.PathLike[str], *, header_from: HeaderSource = None
+) -> Path:
+    """Write an Image atomically, keeping the header of `header_from` (a path or header)."""
+    return _atomic_save(_make_nifti(np.asarray(image.array), image.affine, header_from), path)
+
+
+def _label_dtype(array: np.ndarray) -> np.ndarray:
+    top = int(array.max()) if array.size else 0
+    low = int(array.min()) if array.size else 0
+    if low >= 0 and top <= 255:
+        return array.astype(np.uint8, copy=False)
+    if low >= 0 and top <= 65535:
+        return array.astype(np.uint16, copy=False)
+    return array.astype(np.int32, copy=False)
+
+
+def write_label_map(
+    label_map: LabelMap,
+    path: str | os.PathLike[str],
+    *,
+    header_from: HeaderSource = None,
+    label_table: bool = True,
+) -> Path:
+    """Write a multilabel map atomically (uint8 when ids fit) with the XML label table."""
+    img = _make_nifti(_label_dtype(np.asarray(label_map.array)), label_map.affine, header_from)
+    if label_table and label_map.labels:
+        img.header.extensions.append(
+            nib.nifti1.Nifti1Extension(0, label_table_xml(label_map.labels))
+        )
+    return _atomic_save(img, path)
+
+
+def write_mask_folder(
+    label_map: LabelMap,
+    folder: str | os.PathLike[str],
+    *,
+    labels: Mapping[int, str] | None = None,
+    header_from: HeaderSource = None,
+) -> list[Path]:
+    """Write one uint8 0/1 mask per class, `<folder>/<name>.nii.gz` (empty classes included)."""
+    names = dict(labels if labels is not None else label_map.labels)
+    if not names:
+        raise InputError("Expected label names to write per-class masks, got none.")
+    header = _header_from(header_from)
+    array = np.asarray(label_map.array)
+    written = []
+    for value, name in sorted(names.items()):
+        mask = LabelMap((array == value).astype(np.uint8), label_map.affine)
+        written.append(
+            write_label_map(
+                mask, Path(folder) / f"{name}.nii.gz", header_from=header, label_table=False
+            )
+        )
+    return written
+
+
+def read_mask_folder(
+    folder: str | os.PathLike[str],
+    labels: Mapping[int, str],
+    *,
+    missing_ok: bool = True,
+) -> LabelMap:
+    """Combine per-class masks `<folder>/<name>.nii.gz` into one label map with ids `labels`.
+
+    Where masks overlap, the higher id wins. Missing files are empty classes unless
+    `missing_ok=False`. All masks must share one grid.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ImageFileError(f"Expected a folder of per-class masks, got '{root}'.")
+    result: np.ndarray | None = None
+    ref: LabelMap | None = None
+    for value, name in sorted(labels.items()):
+        path = _mask_path(root, name)
+        if path is None:
+            if not missing_ok:
+                raise ImageFileError(f"Expected a mask file for {name!r} in '{root}', found none.")
+            continue
+        mask = read_label_map(path, labels={})
+        if ref is None:
+            ref, result = mask, np.zeros(mask.shape, dtype=_id_dtype(labels.keys()))
+        ref.check_same_grid(mask, what=f"mask '{path.name}'")
+        assert result is not None
+        result[np.asarray(mask.array) > 0] = value
+    if ref is None or result is None:
+        raise ImageFileError(
+            f"Expected per-class masks named like '<structure>.nii.gz' in '{root}', found none "
+            f"of the {len(labels)} expected classes."
+        )
+    return LabelMap(result, ref.affine, dict(labels))
+
+
+def _mask_path(root: Path, name: str) -> Path | None:
+    for suffix in (".nii.gz", ".nii", ""):
+        p = root / f"{name}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def _id_dtype(ids: Iterable[int]) -> np.dtype:
+    return np.dtype(np.uint8) if max(ids, default=0) <= 255 else np.dtype(np.uint16)
