@@ -53,3 +53,7 @@ class UnsafeCheckpointError(ModelError):
 
 class DownloadError(TotalsegError, OSError):
     """A download failed, was truncated, or did not match its pinned sha256."""
+
+
+class MissingDependencyError(TotalsegError, ImportError):
+    """An optional dependency (an extra such as `totalseg[study]`) is not installed."""

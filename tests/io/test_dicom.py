@@ -17,7 +17,11 @@ pydicom = pytest.importorskip("pydicom")
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless  # noqa: E402
 
-from totalseg.errors import DicomError, ImageFileError, InputError  # noqa: E402
+from totalseg.errors import (  # noqa: E402
+    DicomError,
+    ImageFileError,
+    MissingDependencyError,
+)
 from totalseg.io.dicom import SeriesInfo, list_series, read_dicom_series  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "totalsegmentator"
@@ -508,7 +512,7 @@ def test_malformed_position_names_the_file(tmp_path: Path) -> None:
 
 def test_missing_pydicom_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pydicom", None)
-    with pytest.raises(InputError, match=r'pip install "totalseg\[dicom\]"'):
+    with pytest.raises(MissingDependencyError, match=r'pip install "totalseg\[dicom\]"'):
         read_dicom_series(tmp_path)
 
 

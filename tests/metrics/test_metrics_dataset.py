@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from totalseg.anatomy import subset
-from totalseg.errors import ConfigError, GeometryError, InputError, UnknownStructureError
+from totalseg.errors import (
+    GeometryError,
+    InputError,
+    MissingDependencyError,
+    UnknownStructureError,
+)
 from totalseg.image import LabelMap
 from totalseg.io import write_label_map
 from totalseg.metrics import evaluate_masks
@@ -244,7 +249,7 @@ def test_missing_extra_names_it(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
     )
-    with pytest.raises(ConfigError, match=r"pyarrow.*totalseg\[tables\]"):
+    with pytest.raises(MissingDependencyError, match=r"pyarrow.*totalseg\[tables\]"):
         require_tables_extra("pandas", "pyarrow")
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from totalseg.errors import DicomError, ImageFileError, InputError
+from totalseg.errors import DicomError, ImageFileError, MissingDependencyError
 from totalseg.image import Image
 
 __all__ = ["SeriesInfo", "list_series", "read_dicom_series"]
@@ -139,7 +139,7 @@ def _require_pydicom() -> Any:
     try:
         import pydicom
     except ImportError as exc:
-        raise InputError(
+        raise MissingDependencyError(
             "Expected pydicom to read DICOM, got no module 'pydicom'; "
             'install the extra: pip install "totalseg[dicom]"'
         ) from exc

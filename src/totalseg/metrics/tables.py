@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from totalseg.errors import ConfigError, InputError
+from totalseg.errors import InputError, MissingDependencyError
 from totalseg.metrics.statistics import MeanCI, bootstrap_matrix
 
 __all__ = [
@@ -41,7 +41,7 @@ def require_tables_extra(*modules: str) -> None:
 
     missing = [m for m in modules or ("pandas", "pyarrow") if importlib.util.find_spec(m) is None]
     if missing:
-        raise ConfigError(
+        raise MissingDependencyError(
             f"Expected the optional packages {', '.join(missing)}, got them missing; install "
             "them with: pip install 'totalseg[tables]'."
         )
