@@ -1,7 +1,7 @@
 """Closest canonical (RAS+) orientation by axis permutation and flips, and its exact inverse.
 
 No resampling happens: the array is transposed/flipped so that i, j, k point as close as possible
-to +x (towards patient Left), +y (Anterior), +z (Superior) of RAS world space, like
+to +x (towards the patient's Right), +y (Anterior), +z (Superior) of RAS+ world space, like
 `nibabel.as_closest_canonical`. An oblique rotation stays in the affine. `restore` gives back the
 identical array and the identical affine.
 """

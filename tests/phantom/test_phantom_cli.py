@@ -1,0 +1,72 @@
+"""`totalseg phantom` and `totalseg phantom cohort` from the command line."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from totalseg.cli.app import main
+
+
+def test_phantom_command_writes_a_dataset(tmp_path, capsys):
+    out = tmp_path / "ds"
+    rc = main(
+        [
+            "phantom",
+            "--n",
+            "1",
+            "--out",
+            str(out),
+            "--fov",
+            "abdomen",
+            "--spacing",
+            "10",
+            "--phase",
+            "arterial",
+            "--orientation",
+            "LPS",
+            "--class-map",
+            "v1",
+        ]
+    )
+    assert rc == 0
+    assert "Wrote 1 phantoms" in capsys.readouterr().out
+    with (out / "meta.csv").open() as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    assert rows[0]["phase"] == "arterial" and rows[0]["orientation"] == "LPS"
+    assert len(list((out / "s0000" / "segmentations").iterdir())) == 104
+
+
+def test_cohort_command_writes_the_statistics_table(tmp_path, capsys):
+    rc = main(["phantom", "cohort", "--n", "2", "--out", str(tmp_path), "--spacing", "10"])
+    assert rc == 0
+    assert "Wrote 248 rows" in capsys.readouterr().out
+    header = (tmp_path / "cohort_stats.csv").read_text().splitlines()[0]
+    assert header == "image_id;age;sex;height_cm;bmi;structure;volume_ml;mean_hu"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["phantom", "--n", "1", "--out", "X", "--fov", "legs"], 2, "legs"),
+        (["phantom", "--n", "1", "--out", "X", "--phase", "delayed"], 2, "delayed"),
+        (["phantom", "--n", "1", "--out", "X", "--class-map", "v3"], 2, "v3"),
+        (["phantom", "--n", "0", "--out", "X"], 2, "at least 1 subject"),
+        (["phantom", "--n", "1", "--out", "X", "--jobs", "0"], 2, "at least 1 job"),
+        (["phantom", "--n", "1"], 2, "output folder is required"),
+        (["phantom", "--n", "1", "--out", "X", "--orientation", "XYZ"], 1, "orientation code"),
+        (["phantom", "--n", "1", "--out", "X", "--spacing", "50"], 1, "spacing between"),
+        (["phantom", "cohort", "--n", "2", "--out", "X", "--mode", "video"], 2, "video"),
+        (["phantom", "cohort", "--n", "2"], 2, "--out"),
+        (
+            ["phantom", "cohort", "--n", "2", "--out", "X", "--spacing", "0.2"],
+            1,
+            "statistics spacing",
+        ),
+    ],
+)
+def test_bad_options_are_reported(args, code, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == code
+    assert message in capsys.readouterr().err
