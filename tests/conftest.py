@@ -15,7 +15,8 @@ def affine_for(codes: str, spacing_mm=(1.5, 0.8, 3.0), origin_mm=(10.0, -20.0, 3
     """An axis-aligned affine whose i, j, k axes point along the given axcodes (e.g. 'PIR')."""
     from nibabel.orientations import axcodes2ornt
 
-    affine = np.eye(4)
+    affine = np.zeros((4, 4))
+    affine[3, 3] = 1.0
     for i, (axis, flip) in enumerate(axcodes2ornt(tuple(codes))):
         affine[int(axis), i] = flip * spacing_mm[i]
     affine[:3, 3] = origin_mm

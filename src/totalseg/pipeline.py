@@ -1,0 +1,319 @@
+"""segment(): CT in, label map on the exact input grid out. `Segmenter` keeps models loaded.
+
+Two ways to run, both reading top to bottom:
+
+* a named task (`total`, `total-fast`, `total-fastest`, ...), as the reference tool does it:
+  read -> check finite -> closest canonical RAS -> zoom to the task spacing (int32, like the
+  reference) -> per part: nnU-Net preprocessing (plan normalisation; resampling is a no-op) ->
+  sliding window -> argmax -> merge parts by name into the global ids (later parts win) ->
+  nearest-neighbour back to the canonical grid -> undo the reorientation -> keep roi_subset.
+* a bare nnU-Net model folder (`model_dir=`), as `nnUNetPredictor` does it: nnU-Net's own
+  preprocessing in its exact order, sliding window, export (order-1 logits resampling back,
+  argmax, crop undone), labels named from dataset.json.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from totalseg.anatomy import class_map, part_maps, resolve_names
+from totalseg.errors import ConfigError, InputError, UnknownStructureError
+from totalseg.image import Image, LabelMap
+from totalseg.inference.nnunet import (
+    export_labels,
+    from_array_order,
+    header_spacing,
+    preprocess_case,
+    to_array_order,
+)
+from totalseg.postprocess.merge import empty_merge, keep_labels, merge_into
+from totalseg.postprocess.restore import restore_labels, to_model_grid
+from totalseg.preprocess.orientation import restore, to_canonical
+
+__all__ = ["AdvancedOptions", "SegmentProgress", "Segmenter", "segment"]
+
+log = logging.getLogger(__name__)
+
+ImageSource = Image | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class SegmentProgress:
+    """Progress of one case: which part model runs, and its tiles done out of the total."""
+
+    part: int
+    n_parts: int
+    model: str
+    tiles_done: int
+    tiles_total: int
+
+
+ProgressCallback = Callable[[SegmentProgress], None]
+
+
+@dataclass(frozen=True)
+class AdvancedOptions:
+    """Less common knobs of `Segmenter`.
+
+    mirroring: test-time mirroring where the checkpoint allows it (None: off for named tasks,
+    like the reference tool; on for a bare model folder, like nnU-Net). resampling_order: spline
+    order of the reference zoom to the task spacing (1 = the reference's default since 2.16;
+    3 before). folds: folds of a model folder (None: all found). home: weights home folder.
+    batch_size, n_threads, channels_last, accumulate_fp32: see `InferenceOptions`.
+    """
+
+    mirroring: bool | None = None
+    resampling_order: int = 1
+    batch_size: int | None = None
+    n_threads: int | None = None
+    folds: tuple[int | str, ...] | None = None
+    home: str | os.PathLike[str] | None = None
+    channels_last: bool = False
+    accumulate_fp32: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.resampling_order <= 5:
+            raise ConfigError(f"Expected a resampling order in 0..5, got {self.resampling_order}.")
+
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    name: str
+    predictor: Any  # totalseg.inference.predictor.Predictor (torch; imported lazily)
+    local_labels: Mapping[int, str]
+
+
+def check_finite(image: Image, *, where: str = "the input image") -> None:
+    """Refuse NaN/inf voxels with a count (they would silently poison normalisation)."""
+    array = np.asarray(image.array)
+    if array.dtype.kind != "f":
+        return
+    n_nan = int(np.isnan(array).sum())
+    n_inf = int(np.isinf(array).sum())
+    if n_nan or n_inf:
+        what = f"{n_nan} NaN voxels" if not n_inf else f"{n_nan} NaN and {n_inf} infinite voxels"
+        raise InputError(
+            f"Expected finite HU values, got {what} in {where}; fill or mask them before "
+            "segmenting."
+        )
+
+
+def _read(source: ImageSource) -> tuple[Image, str]:
+    if isinstance(source, Image):
+        return source, "the input image"
+    from totalseg.io import read_any
+
+    return read_any(source), f"'{source}'"
+
+
+class Segmenter:
+    """Models loaded once, called per case: `Segmenter(task="total")(path_or_image) -> LabelMap`."""
+
+    def __init__(
+        self,
+        task: str = "total",
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        parity: bool = False,
+        tile_step: float | None = None,
+        roi_subset: Sequence[str] | None = None,
+        progress: ProgressCallback | None = None,
+        options: AdvancedOptions | None = None,
+    ) -> None:
+        from totalseg.inference.predictor import InferenceOptions, Predictor
+        from totalseg.models.folder import load_model_folder
+
+        self.options = options or AdvancedOptions()
+        self.progress = progress
+        self.model_dir = None if model_dir is None else Path(model_dir)
+        self.task = None if self.model_dir is not None else _get_task(task)
+        folders = self._folders(roi_subset)
+        default_step = 0.5 if self.task is None else self.task.tile_step
+        mirroring = self.options.mirroring
+        inference = InferenceOptions(
+            device=device,
+            parity=parity,
+            tile_step=default_step if tile_step is None else float(tile_step),
+            mirroring=(self.task is None) if mirroring is None else mirroring,
+            batch_size=self.options.batch_size,
+            n_threads=self.options.n_threads,
+            channels_last=self.options.channels_last,
+            accumulate_fp32=self.options.accumulate_fp32,
+        )
+        self.parts: list[_Part] = []
+        for dataset_id, folder in folders:
+            model = load_model_folder(folder, folds=self.options.folds)
+            self.parts.append(
+                _Part(
+                    _model_name(folder),
+                    Predictor(model, inference),
+                    self._local_labels(dataset_id, model),
+                )
+            )
+        self.labels = self._output_labels(roi_subset)
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _folders(self, roi_subset: Sequence[str] | None) -> list[tuple[int | None, Path]]:
+        if self.model_dir is not None:
+            return [(None, self.model_dir)]
+        from totalseg.models.weights import find_model_folder
+
+        assert self.task is not None
+        datasets = list(self.task.datasets)
+        if roi_subset is not None and len(datasets) > 1:
+            wanted = set(resolve_names(roi_subset, version=self.task.class_map))
+            maps = part_maps(self.task.class_map)
+            datasets = [d for d in datasets if wanted & set(maps.get(d, {}).values())]
+        home = None if self.options.home is None else Path(self.options.home)
+        return [(d, find_model_folder(d, home=home)) for d in datasets]
+
+    def _local_labels(self, dataset_id: int | None, model: Any) -> dict[int, str]:
+        if self.task is None:
+            return dict(model.dataset.class_names)
+        maps = part_maps(self.task.class_map)
+        if dataset_id in maps:
+            if dict(model.dataset.class_names) != maps[dataset_id]:
+                log.warning(
+                    "labels of %s differ from the %s part map of dataset %s; merging by the "
+                    "part map, as the reference tool does",
+                    model.folder, self.task.class_map, dataset_id,
+                )  # fmt: skip
+            return dict(maps[dataset_id])
+        # a single-model task: the model's labels are the global ids themselves
+        return {i: n for i, n in class_map(self.task.class_map).items() if i < model.n_out}
+
+    def _output_labels(self, roi_subset: Sequence[str] | None) -> dict[int, str]:
+        if self.task is not None:
+            labels = class_map(self.task.class_map)
+            if roi_subset is None:
+                return dict(labels)
+            wanted = set(resolve_names(roi_subset, version=self.task.class_map))
+            return {i: n for i, n in labels.items() if n in wanted}
+        labels = dict(self.parts[0].local_labels)
+        if roi_subset is None:
+            return labels
+        return {i: n for i, n in labels.items() if n in set(_check_model_names(roi_subset, labels))}
+
+    # -- per case -----------------------------------------------------------------------------
+
+    def __call__(self, image_or_path: ImageSource) -> LabelMap:
+        """Segment one case; the result is on the exact input grid with `labels` = {id: name}."""
+        image, where = _read(image_or_path)
+        check_finite(image, where=where)
+        array = self._run_nnunet(image) if self.task is None else self._run_task(image)
+        if len(self.labels) < len(self._all_labels()):
+            array = keep_labels(array, list(self.labels))
+        return LabelMap(array, image.affine, self.labels)
+
+    def _all_labels(self) -> Mapping[int, str]:
+        if self.task is not None:
+            return class_map(self.task.class_map)
+        return self.parts[0].local_labels
+
+    def _run_task(self, image: Image) -> np.ndarray:
+        assert self.task is not None
+        model_image, grid = to_model_grid(
+            image, self.task.spacing_mm, order=self.options.resampling_order
+        )
+        array_kji, spacing_kji = to_array_order(
+            np.asarray(model_image.array), header_spacing(model_image.affine)
+        )
+        global_labels = class_map(self.task.class_map)
+        merged = empty_merge(model_image.shape, global_labels)
+        keys = [_preprocessing_key(p.predictor.model.plan) for p in self.parts]
+        cache: dict[Any, Any] = {}
+        for index, (part, key) in enumerate(zip(self.parts, keys, strict=True)):
+            if key not in cache:  # parts with the same preprocessing share one array
+                plan = part.predictor.model.plan
+                cache[key] = preprocess_case(array_kji[None], spacing_kji, plan)
+            labels = self._predict(index, part, *cache[key])
+            if key not in keys[index + 1 :]:
+                del cache[key]
+            merge_into(merged, from_array_order(labels), part.local_labels, global_labels)
+        lowres = LabelMap(merged, model_image.affine, self.labels)
+        return np.asarray(restore_labels(lowres, grid).array)
+
+    def _run_nnunet(self, image: Image) -> np.ndarray:
+        part = self.parts[0]
+        plan = part.predictor.model.plan
+        reorient = plan.image_reader_writer == "NibabelIOWithReorient"
+        source, record = to_canonical(image) if reorient else (image, None)
+        array_kji, spacing_kji = to_array_order(
+            np.asarray(source.array), header_spacing(source.affine)
+        )
+        data, geometry = preprocess_case(array_kji[None], spacing_kji, plan)
+        labels = from_array_order(self._predict(0, part, data, geometry))
+        if record is None:
+            return np.ascontiguousarray(labels)
+        restored = restore(LabelMap(np.ascontiguousarray(labels), source.affine), record)
+        return np.asarray(restored.array)
+
+    def _predict(self, index: int, part: _Part, data: np.ndarray, geometry: Any) -> np.ndarray:
+        callback = None
+        if self.progress is not None:
+            progress, n_parts = self.progress, len(self.parts)
+
+            def callback(done: int, total: int) -> None:
+                progress(SegmentProgress(index + 1, n_parts, part.name, done, total))
+
+        logits = part.predictor.predict_logits(data, progress=callback)
+        return export_labels(logits.numpy(), geometry, part.predictor.model.plan)
+
+
+def _model_name(folder: Path) -> str:
+    return folder.parent.name if folder.parent.name.startswith("Dataset") else folder.name
+
+
+def _preprocessing_key(plan: Any) -> tuple[Any, ...]:
+    return (
+        plan.transpose_forward, plan.spacing_mm, plan.normalization_schemes,
+        plan.use_mask_for_norm, plan.intensity_properties, plan.resampling_data.fn_name,
+        tuple(sorted((k, repr(v)) for k, v in plan.resampling_data.kwargs.items())),
+    )  # fmt: skip
+
+
+def _get_task(name: str) -> Any:
+    from totalseg.models.tasks import get_task
+
+    return get_task(name)
+
+
+def _check_model_names(names: Sequence[str], labels: Mapping[int, str]) -> list[str]:
+    known = list(labels.values())
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownStructureError(
+                f"Unknown structure {name!r} for this model (its dataset.json labels: "
+                f"{', '.join(known[:8])}{', ...' if len(known) > 8 else ''}).{hint}"
+            )
+    return list(names)
+
+
+def segment(
+    image_or_path: ImageSource,
+    *,
+    task: str = "total",
+    model_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    roi_subset: Sequence[str] | None = None,
+    parity: bool = False,
+    options: AdvancedOptions | None = None,
+) -> LabelMap:
+    """Segment one CT (an `Image` or a NIfTI/DICOM path) with a task or a model folder."""
+    segmenter = Segmenter(
+        task, model_dir=model_dir, device=device, parity=parity, roi_subset=roi_subset,
+        options=options,
+    )  # fmt: skip
+    return segmenter(image_or_path)

@@ -1,0 +1,1 @@
+"""Postprocessing of predicted label maps: merging part models, restoring the input grid."""
