@@ -126,27 +126,8 @@ def _missing_message(dataset_id: int, root: Path, detail: str = "") -> str:
     )
 
 
-def bundled_model_folder(entry: WeightsEntry) -> Path:
-    """The model folder shipped inside the package for a `bundled` weights entry."""
-    from importlib import resources
-
-    folder = Path(str(resources.files("totalseg.models").joinpath("data"))) / entry.relpath
-    if not (folder / "dataset.json").is_file():
-        raise WeightsNotFoundError(
-            f"Expected the bundled model of dataset {entry.dataset_id} at '{folder}', found "
-            "nothing; reinstall totalseg (the package data is incomplete)."
-        )
-    return folder
-
-
 def find_model_folder(dataset_id: int, *, home: str | Path | None = None) -> Path:
     """The installed model folder of a dataset id (the official trainer's one if several)."""
-    try:
-        entry = weights_entry(dataset_id)
-    except ConfigError:
-        entry = None
-    if entry is not None and entry.format == "bundled":
-        return bundled_model_folder(entry)
     root = weights_dir(home)
     candidates = [m for m in list_installed(home) if m.dataset_id == dataset_id and m.folds]
     if not candidates:
@@ -358,9 +339,6 @@ def download_weights(
     root = weights_dir(home)
     out = []
     for entry in entries:
-        if entry.format == "bundled":
-            out.append(bundled_model_folder(entry))
-            continue
         target = root / entry.relpath
         if target.is_dir() and not overwrite:
             log.info("already installed: %s", target)
