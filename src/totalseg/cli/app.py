@@ -66,6 +66,25 @@ def _register() -> None:
 
     app.add_typer(info.app, name="info")
     app.command("convert")(convert.convert_command)
+    from totalseg.cli import evaluate
+
+    evaluate.register(app)
+    from totalseg.cli import weights
+
+    app.add_typer(weights.app, name="weights")
+    from totalseg.cli import stats, study
+
+    app.command("stats")(stats.stats)
+    app.add_typer(study.app, name="study")
+    from totalseg.cli import segment
+
+    app.command("segment")(segment.segment_command)
+    from totalseg.cli import train
+
+    train.register(app)
+    from totalseg.cli import phantom
+
+    app.add_typer(phantom.app, name="phantom")
 
 
 _register()
