@@ -62,29 +62,27 @@ def _root(
 
 
 def _register() -> None:
-    from totalseg.cli import convert, info
-
-    app.add_typer(info.app, name="info")
-    app.command("convert")(convert.convert_command)
-    from totalseg.cli import evaluate
-
-    evaluate.register(app)
-    from totalseg.cli import weights
-
-    app.add_typer(weights.app, name="weights")
-    from totalseg.cli import stats, study
-
-    app.command("stats")(stats.stats)
-    app.add_typer(study.app, name="study")
-    from totalseg.cli import segment
+    from totalseg.cli import (
+        convert,
+        evaluate,
+        info,
+        phantom,
+        segment,
+        stats,
+        study,
+        train,
+        weights,
+    )
 
     app.command("segment")(segment.segment_command)
-    from totalseg.cli import train
-
+    app.command("convert")(convert.convert_command)
+    app.command("stats")(stats.stats)
+    evaluate.register(app)
     train.register(app)
-    from totalseg.cli import phantom
-
+    app.add_typer(info.app, name="info")
+    app.add_typer(weights.app, name="weights")
     app.add_typer(phantom.app, name="phantom")
+    app.add_typer(study.app, name="study")
 
 
 _register()
