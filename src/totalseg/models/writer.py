@@ -21,6 +21,7 @@ from totalseg.models.arch import ArchitectureSpec, to_plans_architecture
 from totalseg.models.folder import n_input_channels, state_dict_mismatch
 from totalseg.models.plan import IntensityProperties, read_dataset_json, read_plan
 from totalseg.models.unet import build_network, initialize_he
+from totalseg.models.weights import replace_dir
 
 #: CT-like foreground intensity statistics for random-init test models.
 DEFAULT_CT_INTENSITY = IntensityProperties(
@@ -213,27 +214,11 @@ def write_model_folder(
             }
             (tmp / f"fold_{fold_id}").mkdir()
             torch.save(checkpoint, tmp / f"fold_{fold_id}" / "checkpoint_final.pth")
-        _replace_dir(tmp, dest)
+        replace_dir(tmp, dest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def _replace_dir(new: Path, dest: Path) -> None:
-    """Rename `new` to `dest`; an existing `dest` is swapped out first and removed after."""
-    old = None
-    if dest.exists():
-        old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-        dest.rename(old)
-    try:
-        new.rename(dest)
-    except OSError:
-        if old is not None:
-            old.rename(dest)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _random_spec(
