@@ -122,6 +122,9 @@ def main() -> None:
     parser.add_argument("--base-features", type=int, default=16)
     parser.add_argument("--max-features", type=int, default=128)
     parser.add_argument("--max-stages", type=int, default=5)
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    parser.add_argument("--lr", type=float, default=1e-2, help="initial learning rate")
+    parser.add_argument("--val-patches", type=int, default=16)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-only", type=int, default=0, help="measure K iterations only")
@@ -145,6 +148,9 @@ def main() -> None:
         seed=args.seed,
         device=args.device,
         num_threads=args.threads,
+        optimizer=args.optimizer,
+        initial_lr=args.lr,
+        n_val_patches=args.val_patches,
     )
     run = args.work / "run"
     start = time.perf_counter()

@@ -91,7 +91,7 @@ def test_output_lands_on_the_exact_input_grid(codes, weights_home, affine_of, ph
 
 
 def test_roi_subset_runs_only_the_parts_that_hold_it(weights_home, affine_of, phantom):
-    opts = AdvancedOptions(home=weights_home)
+    opts = AdvancedOptions(home=weights_home, roi_crop=False)
     image = Image(phantom((40, 36, 30), seed=2), affine_of("RAS", (1.5, 1.5, 1.5)))
     full = Segmenter("total", device="cpu", options=opts)(image)
     names = class_map("v2")
@@ -109,6 +109,35 @@ def test_roi_subset_runs_only_the_parts_that_hold_it(weights_home, affine_of, ph
     assert keep.any()
     # where the full run ends on a kept class, no later part overwrote it: the subset run agrees
     np.testing.assert_array_equal(np.asarray(out.array)[keep], np.asarray(full.array)[keep])
+
+
+def test_roi_subset_crop_keeps_the_result_inside_the_box_of_the_low_res_masks(
+    weights_home, affine_of, phantom
+):
+    opts = AdvancedOptions(home=weights_home, roi_crop_margin_mm=3.0)
+    image = Image(phantom((44, 40, 30), seed=6), affine_of("PIR", (1.5, 1.2, 1.8)))
+    rough = Segmenter("total-fastest", device="cpu", options=opts)(image)
+    smallest = min(rough.present_labels(), key=lambda i: int(rough.mask(i).sum()))
+    segmenter = Segmenter("total", device="cpu", roi_subset=[rough.labels[smallest]], options=opts)
+    out = segmenter(image)
+    assert out.shape == image.shape and out.same_grid(image, atol=0)
+    margin = (3.0 / np.asarray(image.spacing_mm)).astype(int)
+    inside = np.zeros(image.shape, dtype=bool)
+    where = np.argwhere(rough.mask(smallest))
+    lo, hi = np.maximum(where.min(0) - margin, 0), where.max(0) + 1 + margin
+    inside[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
+    assert not inside.all(), "the box should be smaller than the image for this test"
+    assert not np.asarray(out.array)[~inside].any()
+
+
+def test_roi_subset_crop_finding_nothing_gives_an_empty_map(weights_home, affine_of, phantom):
+    opts = AdvancedOptions(home=weights_home)
+    image = Image(phantom((30, 28, 20), seed=7), affine_of("LPS", (1.5, 1.5, 1.5)))
+    rough = Segmenter("total-fastest", device="cpu", options=opts)(image)
+    absent = next(n for i, n in class_map("v2").items() if i not in rough.present_labels())
+    out = Segmenter("total", device="cpu", roi_subset=[absent], options=opts)(image)
+    assert out.shape == image.shape and not np.asarray(out.array).any()
+    assert list(out.labels.values()) == [absent]
 
 
 def test_models_stay_loaded_across_cases_and_progress_is_reported(weights_home, affine_of, phantom):

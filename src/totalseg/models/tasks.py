@@ -23,7 +23,9 @@ from totalseg.errors import ConfigError
 
 WeightsFormat = Literal["nnunet_v2", "nnunet_v1"]
 
-_TASK_KEYS = {"description", "class_map", "spacing_mm", "datasets", "trainer", "tile_step"}
+_TASK_KEYS = {
+    "description", "class_map", "spacing_mm", "datasets", "trainer", "tile_step", "roi_crop_task"
+}  # fmt: skip
 _WEIGHTS_KEYS = {"folder", "model", "format", "url", "sha256", "size_bytes"}
 
 
@@ -38,6 +40,7 @@ class TaskSpec:
     datasets: tuple[int, ...]
     trainer: str
     tile_step: float
+    roi_crop_task: str | None = None  # low-res task whose masks crop the input for roi_subset
 
     def __post_init__(self) -> None:
         if self.class_map not in ("v1", "v2"):
@@ -111,7 +114,11 @@ def _tasks() -> dict[str, TaskSpec]:
             datasets=tuple(int(d) for d in entry["datasets"]),
             trainer=str(entry["trainer"]),
             tile_step=float(entry["tile_step"]),
+            roi_crop_task=entry["roi_crop_task"],
         )
+    unknown = {t.roi_crop_task for t in out.values() if t.roi_crop_task} - set(out)
+    if unknown:
+        raise ConfigError(f"tasks.json names unknown roi_crop_task(s) {sorted(unknown)}.")
     return out
 
 

@@ -3,7 +3,8 @@
 - Network: `totalseg.models.unet.build_network` of the plan, deep supervision on, He init.
 - Loss: soft Dice (no background) + CE, deep-supervision weights 1, 1/2, ... (lowest dropped).
 - SGD, Nesterov momentum 0.99, weight decay 3e-5, poly LR from 1e-2 (exponent 0.9, per epoch),
-  gradient norm clipped at 12. Mixed precision (autocast fp16 + GradScaler) only on CUDA.
+  gradient norm clipped at 12 (or AdamW with the same schedule: `TrainingConfig.optimizer`).
+  Mixed precision (autocast fp16 + GradScaler) only on CUDA.
 - Data: `PatchSampler` (33% foreground oversampling, augmentation without mirroring); all data
   randomness from one numpy Generator seeded with `config.seed`, the network init from
   `torch.manual_seed(config.seed)`.
@@ -79,6 +80,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _make_optimizer(network: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(
+            network.parameters(), lr=cfg.initial_lr, weight_decay=cfg.weight_decay
+        )
+    return torch.optim.SGD(
+        network.parameters(),
+        lr=cfg.initial_lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        nesterov=True,
+    )
+
+
 def _empty_logs() -> dict[str, Any]:
     keys = ("train_loss", "val_loss", "val_dice_mean", "val_dice_ema", "lr", "epoch_time_s")
     return {**{k: [] for k in keys}, "val_dice": []}
@@ -120,13 +135,7 @@ class Trainer:
         self.network = build_network(plan.architecture, 1, plan.n_classes, deep_supervision=True)
         initialize_he(self.network)
         self.network.to(self.device)
-        self.optimizer = torch.optim.SGD(
-            self.network.parameters(),
-            lr=cfg.initial_lr,
-            weight_decay=cfg.weight_decay,
-            momentum=cfg.momentum,
-            nesterov=True,
-        )
+        self.optimizer = _make_optimizer(self.network, cfg)
         cuda = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if cuda else None
         self.n_outputs = plan.architecture.n_stages - 1
