@@ -99,6 +99,7 @@ def prepare(args: argparse.Namespace):
         base_features=args.base_features,
         max_features=args.max_features,
         max_stages=args.max_stages,
+        batch_dice=args.batch_dice,
     )
     arch = plan.architecture
     print(
@@ -125,6 +126,9 @@ def main() -> None:
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     parser.add_argument("--lr", type=float, default=1e-2, help="initial learning rate")
     parser.add_argument("--val-patches", type=int, default=16)
+    parser.add_argument("--oversample", type=float, default=0.33, help="foreground share")
+    parser.add_argument("--batch-dice", action="store_true", help="Dice over the whole batch")
+    parser.add_argument("--precision", choices=("auto", "off", "bf16"), default="auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-only", type=int, default=0, help="measure K iterations only")
@@ -151,6 +155,8 @@ def main() -> None:
         optimizer=args.optimizer,
         initial_lr=args.lr,
         n_val_patches=args.val_patches,
+        mixed_precision=args.precision,
+        oversample_foreground=args.oversample,
     )
     run = args.work / "run"
     start = time.perf_counter()
@@ -184,6 +190,8 @@ def measure(plan, cases, args: argparse.Namespace) -> None:
             epochs=1,
             iters_per_epoch=args.time_only,
             n_val_patches=0,
+            optimizer=args.optimizer,
+            mixed_precision=args.precision,
             device=args.device,
             num_threads=args.threads,
         )

@@ -78,6 +78,18 @@ def test_several_inputs_and_a_folder_keep_models_loaded(home, ct_file, tmp_path)
     assert dict(read_label_map(out / "b.nii.gz").labels) == class_map("v2")
 
 
+def test_public_dataset_cases_are_named_by_their_folder(home, ct_file, tmp_path):
+    cases = []
+    for i, case in enumerate(("s0001", "s0002")):
+        (tmp_path / case).mkdir()
+        cases.append(str(ct_file("ct.nii.gz", i, tmp_path / case)))
+    out = tmp_path / "preds"
+    rc = main(["segment", "-i", *cases, "-o", str(out), "--ml", "--task", "total-fastest",
+               "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["s0001.nii.gz", "s0002.nii.gz"]
+
+
 def test_cli_errors_are_one_line(home, ct_file, tmp_path, capsys, monkeypatch):
     path = ct_file()
     cases = [

@@ -111,6 +111,8 @@ def test_plan_and_convert_commands(public_dataset: Path, tmp_path: Path, capsys)
     [
         (["train", "{empty}", "--out", "{tmp}/r"], "Expected case folders"),
         (["train", "{data}", "--out", "{tmp}/r", "--classes", "livr"], "Did you mean 'liver'"),
+        (["train", "{data}", "--out", "{tmp}/r", "--optimizer", "adam"], "use sgd or adamw"),
+        (["train", "{data}", "--out", "{tmp}/r", "--precision", "fp8"], "use auto, off or bf16"),
         (["plan", "{data}", "--spacing-mm", "1,2"], "one or three numbers"),
         (["plan", "{data}", "--patch-size", "16.5"], "positive integers"),
         (["plan", "{data}", "--for", "tpu"], "Expected --for cpu or cuda"),
@@ -149,6 +151,9 @@ def test_demo_command_with_a_given_model(public_dataset: Path, tmp_path: Path, c
 def test_demo_without_a_shipped_model(tmp_path: Path, monkeypatch, capsys) -> None:
     import importlib.resources
 
+    from totalseg.models.tasks import get_task, weights_entry
+
+    weights_entry(get_task("demo").datasets[0])  # read the registry before the data "vanishes"
     monkeypatch.setattr(importlib.resources, "files", lambda package: tmp_path)
     assert main(["demo", "--out", str(tmp_path / "d")]) == 1
-    assert "Expected the demo model" in capsys.readouterr().err
+    assert "Expected the model shipped with totalseg" in capsys.readouterr().err

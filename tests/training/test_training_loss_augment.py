@@ -44,7 +44,17 @@ def test_loss_matches_nnunetv2(batch_dice: bool) -> None:
         weights,
     )
     ours = DeepSupervisionLoss(DiceCELoss(batch_dice=batch_dice), weights)
-    assert torch.allclose(ours(outputs, targets), ref(outputs, targets), atol=1e-6)
+    mine = [o.clone().requires_grad_(True) for o in outputs]
+    theirs = [o.clone().requires_grad_(True) for o in outputs]
+    loss_ours, loss_ref = ours(mine, targets), ref(theirs, targets)
+    assert torch.allclose(loss_ours, loss_ref, atol=1e-6)
+    loss_ours.backward()
+    loss_ref.backward()
+    for a, b, w in zip(mine, theirs, weights, strict=True):
+        if w == 0:  # the lowest output takes no part in the loss
+            assert a.grad is None and b.grad is None
+        else:
+            assert torch.allclose(a.grad, b.grad, atol=1e-7)
 
 
 def test_deep_supervision_weights_like_nnunet() -> None:

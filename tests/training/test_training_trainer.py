@@ -57,6 +57,28 @@ def test_a_few_iterations_reduce_the_loss(setup, tmp_path: Path) -> None:
     assert len(result.logs["val_dice"][-1]) == 3
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "precision"), [("adamw", 3e-3, "off"), ("sgd", 1e-2, "bf16")]
+)
+def test_adamw_and_bf16_autocast_learn_too(setup, tmp_path: Path, optimizer, lr, precision):
+    plan, cases = setup
+    config = _config(epochs=3, iters_per_epoch=10, optimizer=optimizer, initial_lr=lr,
+                     mixed_precision=precision)  # fmt: skip
+    trainer = Trainer(plan, cases, tmp_path / "run", config=config)
+    expected = torch.optim.AdamW if optimizer == "adamw" else torch.optim.SGD
+    assert type(trainer.optimizer) is expected
+    before, _ = trainer.validate()
+    result = trainer.fit()
+    assert result.logs["val_loss"][-1] < 0.8 * before
+
+
+def test_config_refuses_unknown_optimizer_and_precision() -> None:
+    with pytest.raises(
+        ConfigError, match="optimizer='adam'.*mixed_precision='fp8'|mixed_precision"
+    ):
+        TrainingConfig(optimizer="adam", mixed_precision="fp8")  # type: ignore[arg-type]
+
+
 class _Kill(Exception):
     pass
 

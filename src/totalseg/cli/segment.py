@@ -15,11 +15,14 @@ _NIFTI = (".nii.gz", ".nii")
 
 
 def _case_name(path: Path) -> str:
+    """The file name without its extension; the folder name for the public dataset's
+    `<case>/ct.nii.gz`, so that `-i data/s*/ct.nii.gz` gives one output per case."""
     name = path.name
     for suffix in (*_NIFTI, ".zip"):
         if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+            name = name[: -len(suffix)]
+            break
+    return path.parent.name if name == "ct" and path.parent.name else name
 
 
 def _is_nifti(path: Path) -> bool:
@@ -78,7 +81,12 @@ def segment_command(
         "--output",
         help="Mask folder, a .nii.gz with --ml, or a folder for several inputs.",
     ),
-    task: str = typer.Option("total", "--task", help="total, total-fast or total-fastest."),
+    task: str = typer.Option(
+        "total",
+        "--task",
+        help="total, total-fast, total-fastest, or demo (the small model shipped with totalseg, "
+        "no download); all: `totalseg info tasks`.",
+    ),
     model_dir: Path | None = typer.Option(
         None, "--model-dir", help="Run this nnU-Net v2 model folder instead of a task."
     ),

@@ -209,6 +209,13 @@ def train_command(
     val_patches: int | None = typer.Option(None, "--val-patches", help="Validation patches (16)."),
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Epochs (1)."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads."),
+    optimizer: str | None = typer.Option(
+        None, "--optimizer", help="sgd (nnU-Net's, default) or adamw (faster early on)."
+    ),
+    lr: float | None = typer.Option(None, "--lr", help="Initial learning rate (sgd 1e-2)."),
+    precision: str | None = typer.Option(
+        None, "--precision", help="auto (fp16 on CUDA), off, or bf16 (also on CPU)."
+    ),
 ) -> None:
     """Train a U-Net with nnU-Net's recipe; export an nnU-Net v2 model folder to OUT/model."""
     from totalseg.training.export import export_model
@@ -226,6 +233,9 @@ def train_command(
             "n_val_patches": val_patches,
             "checkpoint_every": checkpoint_every,
             "num_threads": threads,
+            "optimizer": optimizer,
+            "initial_lr": lr,
+            "mixed_precision": precision,
         },
     )
     device_kind = resolve_device(config.device).type
@@ -367,20 +377,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
 
 
-def _demo_model_dir() -> Path:
-    from importlib import resources
-
-    from totalseg.errors import WeightsNotFoundError
-
-    folder = Path(str(resources.files("totalseg.models").joinpath("data/demo")))
-    if not (folder / "fold_0" / "checkpoint_final.pth").is_file():
-        raise WeightsNotFoundError(
-            f"Expected the demo model in '{folder}', found none in this build; build it with "
-            "`python benchmarks/training/train_demo.py` or pass --model-dir."
-        )
-    return folder
-
-
 def _dice_per_structure(truth: Any, pred: Any) -> dict[str, float]:
     """Dice per structure name present in the ground truth (predicted ids matched by name)."""
     import numpy as np
@@ -409,8 +405,10 @@ def demo_command(
     from totalseg.phantom import generate_subject, sample_subject_params
     from totalseg.pipeline import Segmenter
 
-    folder = model_dir if model_dir is not None else _demo_model_dir()
-    segmenter = Segmenter(model_dir=folder, device=device)
+    if model_dir is None:
+        segmenter = Segmenter(task="demo", device=device)
+    else:
+        segmenter = Segmenter(model_dir=model_dir, device=device)
     params = sample_subject_params(seed, fov=fov, spacing_mm=spacing_mm, orientation="random")
     typer.echo(f"Generating phantom {seed} ({fov}, {spacing_mm} mm, {params.orientation})...")
     phantom = generate_subject(params)

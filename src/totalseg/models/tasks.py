@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from totalseg.errors import ConfigError
 
-WeightsFormat = Literal["nnunet_v2", "nnunet_v1"]
+WeightsFormat = Literal["nnunet_v2", "nnunet_v1", "bundled"]
 
 _TASK_KEYS = {
     "description", "class_map", "spacing_mm", "datasets", "trainer", "tile_step", "roi_crop_task"
@@ -128,7 +128,7 @@ def _weights() -> dict[int, WeightsEntry]:
     out: dict[int, WeightsEntry] = {}
     for key, entry in raw.items():
         _check_keys(entry, _WEIGHTS_KEYS, f"weights.json entry {key!r}")
-        if entry["format"] not in ("nnunet_v2", "nnunet_v1"):
+        if entry["format"] not in ("nnunet_v2", "nnunet_v1", "bundled"):
             raise ConfigError(f"Unknown weights format {entry['format']!r} for dataset {key}.")
         out[int(key)] = WeightsEntry(
             dataset_id=int(key),

@@ -126,8 +126,35 @@ def _missing_message(dataset_id: int, root: Path, detail: str = "") -> str:
     )
 
 
+def bundled_model_folder(entry: WeightsEntry) -> Path:
+    """The model folder shipped inside the package for a `bundled` entry, its checkpoint
+    checked against the pinned sha256."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("totalseg.models").joinpath("data"))) / entry.relpath
+    checkpoint = folder / "fold_0" / "checkpoint_final.pth"
+    if not checkpoint.is_file() or not (folder / "dataset.json").is_file():
+        raise WeightsNotFoundError(
+            f"Expected the model shipped with totalseg for dataset {entry.dataset_id} in "
+            f"'{folder}', found none; reinstall totalseg (`python -m pip install -e .`)."
+        )
+    if entry.sha256 is not None and sha256_file(checkpoint) != entry.sha256:
+        raise WeightsNotFoundError(
+            f"Expected the shipped checkpoint '{checkpoint}' to have sha256 {entry.sha256}, "
+            "found a different file; reinstall totalseg."
+        )
+    return folder
+
+
 def find_model_folder(dataset_id: int, *, home: str | Path | None = None) -> Path:
-    """The installed model folder of a dataset id (the official trainer's one if several)."""
+    """The installed model folder of a dataset id (the official trainer's one if several);
+    models shipped in the package (format `bundled`) need no home folder."""
+    try:
+        entry = weights_entry(dataset_id)
+    except ConfigError:
+        entry = None
+    if entry is not None and entry.format == "bundled":
+        return bundled_model_folder(entry)
     root = weights_dir(home)
     candidates = [m for m in list_installed(home) if m.dataset_id == dataset_id and m.folds]
     if not candidates:
@@ -339,6 +366,9 @@ def download_weights(
     root = weights_dir(home)
     out = []
     for entry in entries:
+        if entry.format == "bundled":  # shipped in the package: nothing to download
+            out.append(bundled_model_folder(entry))
+            continue
         target = root / entry.relpath
         if target.is_dir() and not overwrite:
             log.info("already installed: %s", target)

@@ -82,6 +82,9 @@ class TrainingConfig:
     val_every: int = 1
     seed: int = 0
     device: str = "auto"
+    # autocast: "auto" = fp16 (+ GradScaler) on CUDA, fp32 on CPU; "bf16" also on CPU (AVX-512
+    # BF16 / AMX hardware), "off" = fp32 everywhere
+    mixed_precision: Literal["auto", "off", "bf16"] = "auto"
     num_threads: int | None = None
     prefetch: int | None = None  # batches prepared in a background thread; None: 2 on CUDA, else 0
     max_cached_bytes: float = 4e9
@@ -93,6 +96,8 @@ class TrainingConfig:
         bad = [f"{n}={getattr(self, n)}" for n in positive if int(getattr(self, n)) < 1]
         if self.initial_lr <= 0 or not math.isfinite(self.initial_lr):
             bad.append(f"initial_lr={self.initial_lr}")
+        if self.mixed_precision not in ("auto", "off", "bf16"):
+            bad.append(f"mixed_precision={self.mixed_precision!r} (use auto, off or bf16)")
         if self.optimizer not in ("sgd", "adamw"):
             bad.append(f"optimizer={self.optimizer!r} (use sgd or adamw)")
         if not 0.0 <= self.oversample_foreground <= 1.0:

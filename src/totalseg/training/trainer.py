@@ -4,7 +4,8 @@
 - Loss: soft Dice (no background) + CE, deep-supervision weights 1, 1/2, ... (lowest dropped).
 - SGD, Nesterov momentum 0.99, weight decay 3e-5, poly LR from 1e-2 (exponent 0.9, per epoch),
   gradient norm clipped at 12 (or AdamW with the same schedule: `TrainingConfig.optimizer`).
-  Mixed precision (autocast fp16 + GradScaler) only on CUDA.
+  Mixed precision: autocast fp16 + GradScaler on CUDA by default; bf16 autocast on request
+  (`TrainingConfig.mixed_precision`, also on CPUs with BF16 units).
 - Data: `PatchSampler` (33% foreground oversampling, augmentation without mirroring); all data
   randomness from one numpy Generator seeded with `config.seed`, the network init from
   `torch.manual_seed(config.seed)`.
@@ -136,8 +137,8 @@ class Trainer:
         initialize_he(self.network)
         self.network.to(self.device)
         self.optimizer = _make_optimizer(self.network, cfg)
-        cuda = self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda") if cuda else None
+        fp16 = self.device.type == "cuda" and cfg.mixed_precision == "auto"
+        self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.n_outputs = plan.architecture.n_stages - 1
         weights = deep_supervision_weights(self.n_outputs)
         self.loss = DeepSupervisionLoss(DiceCELoss(batch_dice=plan.batch_dice), weights)
@@ -237,7 +238,10 @@ class Trainer:
         yield from _prefetched(lambda: self.sampler.sample(self.data_rng), n, prefetch)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.device.type == "cuda":
+        mode = self.config.mixed_precision
+        if mode == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if mode == "auto" and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
