@@ -49,6 +49,13 @@ def parse() -> argparse.Namespace:
     p.add_argument("--max-features", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "adamw"),
+        default="sgd",
+        help="sgd: nnU-Net's recipe; adamw: AdamW + the same poly schedule, both sides",
+    )
+    p.add_argument("--lr", type=float, default=1e-2, help="initial learning rate, both sides")
     p.add_argument("--skip", default="", help="comma list: ours,nnunet (reuse earlier results)")
     return p.parse_args()
 
@@ -111,6 +118,8 @@ def train_ours(args: argparse.Namespace, raw: Path) -> tuple[Path, dict]:
             n_val_patches=4,
             device="cpu",
             num_threads=args.threads,
+            optimizer=args.optimizer,
+            initial_lr=args.lr,
         )
         Trainer(plan, cases, run, config=config).fit()
         export_model(run, run / "model", overwrite=True)
@@ -164,9 +173,20 @@ def train_nnunet(args: argparse.Namespace) -> tuple[Path, dict]:
             device: torch.device = CPU,
         ) -> None:
             super().__init__(plans, configuration, fold, dataset_json, device)
+            self.initial_lr = args.lr
             self.num_iterations_per_epoch = args.iters_per_epoch
             self.num_val_iterations_per_epoch = 2
             self.num_epochs = args.epochs
+
+        def configure_optimizers(self):
+            if args.optimizer == "sgd":
+                return super().configure_optimizers()
+            from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+
+            optimizer = torch.optim.AdamW(
+                self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay
+            )
+            return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
         def on_train_epoch_start(self) -> None:
             super().on_train_epoch_start()
@@ -230,7 +250,8 @@ def main() -> None:
         rows.append((name, per_iter, timing["pseudo_dice"][-1], mean, per_class))
     print(
         f"\n{args.epochs} epochs x {args.iters_per_epoch} iterations, patch {args.patch_size}^3, "
-        f"base features {args.base_features}, {args.threads} threads, classes {args.classes}"
+        f"base features {args.base_features}, {args.threads} threads, classes {args.classes}, "
+        f"{args.optimizer} lr {args.lr:g}"
     )
     print("| trainer | s/iteration | pseudo Dice (last epoch) | val Dice (whole volumes) |")
     print("|---|---|---|---|")

@@ -66,8 +66,10 @@ def summarise(metrics_csv: Path) -> None:
     per_structure: dict[str, list[float]] = defaultdict(list)
     per_case: dict[str, list[float]] = defaultdict(list)
     with metrics_csv.open(newline="") as f:
-        for row in csv.DictReader(f):
-            value = float(row["dice"]) if row["dice"] not in ("", "nan") else math.nan
+        for row in csv.DictReader(f):  # long format: case, structure, metric, value, status
+            if row["metric"] != "dice":
+                continue
+            value = float(row["value"]) if row["value"] not in ("", "nan") else math.nan
             if math.isnan(value):  # structure absent from the reference: excluded
                 continue
             per_structure[row["structure"]].append(value)

@@ -9,8 +9,10 @@ Steps (each one resumable; rerun the same command after an interruption):
    write than 104 mask files; `totalseg dataset convert` turns it into the public layout.
 2. Training with totalseg's trainer (`WORK/run`): v1 classes, 3 mm, the given patch and network
    width, nnU-Net's recipe; resumes from ``WORK/run/checkpoint_latest.pth`` when present.
-3. Export of the final checkpoint as an nnU-Net v2 model folder into ``--out``
-   (default ``src/totalseg/models/data/demo``) and its size.
+3. Export of the final checkpoint as an nnU-Net v2 model folder into ``--out`` (default: the
+   package's bundled folder of dataset 9000, task `demo`), its size, and its checkpoint's
+   sha256 and size written into ``src/totalseg/models/data/weights.json`` (entry 9000) when
+   exporting there.
 
 ``--time-only K`` only measures: it prepares the data, runs K training iterations and prints the
 seconds per iteration (no run folder, no export).
@@ -31,6 +33,27 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO_ID = "9000"
+WEIGHTS_JSON = REPO / "src/totalseg/models/data/weights.json"
+
+
+def bundled_folder() -> Path:
+    entry = json.loads(WEIGHTS_JSON.read_text())["datasets"][DEMO_ID]
+    return REPO / "src/totalseg/models/data" / entry["folder"] / entry["model"]
+
+
+def register(folder: Path) -> None:
+    """Pin the shipped checkpoint's sha256 and size in weights.json (entry 9000)."""
+    from totalseg.models.download import sha256_file
+
+    checkpoint = folder / "fold_0" / "checkpoint_final.pth"
+    doc = json.loads(WEIGHTS_JSON.read_text())
+    doc["datasets"][DEMO_ID]["sha256"] = sha256_file(checkpoint)
+    doc["datasets"][DEMO_ID]["size_bytes"] = checkpoint.stat().st_size
+    WEIGHTS_JSON.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"registered {checkpoint} in {WEIGHTS_JSON}")
+
+
 SPACINGS = [(3.0, 3.0, 3.0)] * 4 + [(2.5, 2.5, 2.5), (2.0, 2.0, 3.0), (3.0, 3.0, 5.0)]
 
 
@@ -113,7 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=40, help="phantoms (train + validation)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/totalseg_demo"))
-    parser.add_argument("--out", type=Path, default=REPO / "src/totalseg/models/data/demo")
+    parser.add_argument("--out", type=Path, default=None, help="default: the bundled folder")
     parser.add_argument("--jobs", type=int, default=2, help="processes for phantoms and cache")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--epochs", type=int, default=60)
@@ -164,9 +187,12 @@ def main() -> None:
         resume=(run / "checkpoint_latest.pth").is_file()
     )
     print(f"training: {result.epochs_completed} epochs, {time.perf_counter() - start:.0f} s")
-    folder = export_model(run, args.out, overwrite=True)
+    out = args.out or bundled_folder()
+    folder = export_model(run, out, overwrite=True)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"model folder: {folder} ({size / 1e6:.1f} MB)")
+    if folder.resolve() == bundled_folder().resolve():
+        register(folder)
 
 
 def print_epochs(event) -> None:

@@ -274,7 +274,7 @@ class Segmenter:
         mask = np.isin(rough.array, [i for i, n in rough.labels.items() if n in wanted])
         out = np.zeros(image.shape, dtype=np.uint8)
         if not mask.any():
-            log.info("none of the roi_subset structures found by %s", cropper.task)
+            log.info("the crop model found none of %s", sorted(wanted))
             return out
         margin = (self.options.roi_crop_margin_mm / np.asarray(image.spacing_mm)).astype(int)
         box = box_of_mask(mask)

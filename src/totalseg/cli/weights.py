@@ -54,8 +54,12 @@ def download_command(
         paths = download_weights(
             task, expected_sha256=sha256, url=url, overwrite=force, progress=on_progress
         )
+    from totalseg.models.weights import weights_dir
+
+    root = weights_dir()
     for path in paths:
-        typer.echo(f"installed {path}")
+        shipped = not path.is_relative_to(root)
+        typer.echo(f"{'shipped with totalseg (no download)' if shipped else 'installed'}: {path}")
 
 
 @app.command("list")
