@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from totalseg.models.plan import IntensityProperties
 from totalseg.training.augment import augment_intensity, sample_patch
 from totalseg.training.cache import build_cache, load_cached_case
 from totalseg.training.config import AugmentationConfig
 from totalseg.training.dataset import read_dataset
 from totalseg.training.loss import DeepSupervisionLoss, DiceCELoss, deep_supervision_weights
-from totalseg.training.planning import IntensityStatistics
 from totalseg.training.sampler import CaseStore, CTNormalizer, PatchSampler, downsample_targets
 
 
@@ -118,7 +118,7 @@ def test_sampler_alignment_oversampling_and_determinism(public_dataset: Path, ca
     ds = read_dataset(public_dataset)
     cases = build_cache(ds, classes=dict(ds.label_names), spacing_mm=1.5, cache_dir=cache_dir)
     train = [c for c in cases if c.split == "train"]
-    stats = IntensityStatistics(0.0, 100.0, 0.0, -2000.0, 4000.0, -2000.0, 4000.0)
+    stats = IntensityProperties(0.0, 100.0, 0.0, -2000.0, 4000.0, -2000.0, 4000.0)
     sampler = PatchSampler(
         CaseStore(train),
         patch_size=(8, 8, 8),

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from totalseg.errors import ConfigError
+from totalseg.models.plan import IntensityProperties
 from totalseg.training.cache import build_cache
 from totalseg.training.dataset import read_dataset
 from totalseg.training.planning import (
-    IntensityStatistics,
     _architecture,
     count_parameters,
     estimate_training_memory_bytes,
@@ -81,10 +81,10 @@ def test_ct_statistics(cached) -> None:
     plan = plan_training(cases, classes=classes, patch_size=(16, 16, 16), base_features=4)
     ip = plan.intensity
     assert 50 < ip.mean < 200 and ip.percentile_00_5 < ip.median < ip.percentile_99_5
-    stats = IntensityStatistics.from_samples(np.arange(1001.0))
+    stats = IntensityProperties.from_samples(np.arange(1001.0))
     assert stats.mean == 500 and stats.percentile_00_5 == 5 and stats.percentile_99_5 == 995
     with pytest.raises(ConfigError, match="labelled voxels"):
-        IntensityStatistics.from_samples(np.array([]))
+        IntensityProperties.from_samples(np.array([]))
 
 
 def test_plans_json_loads_in_nnunetv2(cached, tmp_path: Path) -> None:

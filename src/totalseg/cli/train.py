@@ -126,6 +126,18 @@ def _plan_options(
     }
 
 
+def _plan(
+    cases: list[Any], classes: dict[int, str], out: Path | None, options: dict[str, Any]
+) -> Any:
+    """Plan the cached cases; write plans.json + dataset.json to `out` when given."""
+    from totalseg.training.planning import plan_training, write_training_plan
+
+    plan = plan_training(cases, classes=classes, **options)
+    if out is not None:
+        write_training_plan(plan, out, n_training=len([c for c in cases if c.split != "test"]))
+    return plan
+
+
 def _plan_summary(plan: Any) -> dict[str, Any]:
     arch = plan.architecture
     return {
@@ -219,7 +231,7 @@ def train_command(
 ) -> None:
     """Train a U-Net with nnU-Net's recipe; export an nnU-Net v2 model folder to OUT/model."""
     from totalseg.training.export import export_model
-    from totalseg.training.planning import plan_training, read_training_plan, write_training_plan
+    from totalseg.training.planning import read_training_plan
     from totalseg.training.trainer import Trainer, resolve_device
 
     config = _training_config(
@@ -239,33 +251,23 @@ def train_command(
         },
     )
     device_kind = resolve_device(config.device).type
+    stored = read_training_plan(out) if resume and (out / "plans.json").is_file() else None
     with _progress() as progress:
-        if resume and (out / "plans.json").is_file():
-            plan = read_training_plan(out)
-            spacing = ",".join(str(s) for s in reversed(plan.spacing))
-            _, _, cases = _prepare(
-                dataset_dir,
-                classes=dict(plan.classes),
-                spacing_mm=spacing,
-                cache_dir=cache_dir,
-                jobs=jobs,
-                progress=progress,
-            )
-        else:
-            _, chosen, cases = _prepare(
-                dataset_dir,
-                classes=classes,
-                spacing_mm=spacing_mm,
-                cache_dir=cache_dir,
-                jobs=jobs,
-                progress=progress,
-            )
-            options = _plan_options(
-                patch_size, batch_size, memory_budget_gb, base_features, max_features, device_kind
-            )
-            plan = plan_training(cases, classes=chosen, **options)
-            n_training = len([c for c in cases if c.split != "test"])
-            write_training_plan(plan, out, n_training=n_training)
+        _, chosen, cases = _prepare(
+            dataset_dir,
+            classes=classes if stored is None else dict(stored.classes),
+            spacing_mm=spacing_mm if stored is None else ",".join(map(str, stored.spacing[::-1])),
+            cache_dir=cache_dir,
+            jobs=jobs,
+            progress=progress,
+        )
+        plan = stored or _plan(
+            cases, chosen, out,
+            _plan_options(
+                patch_size, batch_size, memory_budget_gb, base_features, max_features,
+                device_kind,
+            ),
+        )  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         (out / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         names_list = list(plan.classes.values())
@@ -307,7 +309,6 @@ def plan_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Preprocess a dataset and plan a 3d_fullres configuration (nnU-Net v2 plans.json)."""
-    from totalseg.training.planning import plan_training, write_training_plan
 
     if device_kind not in ("cpu", "cuda"):
         raise ConfigError(f"Expected --for cpu or cuda, got {device_kind!r}.")
@@ -323,9 +324,7 @@ def plan_command(
     options = _plan_options(
         patch_size, batch_size, memory_budget_gb, base_features, max_features, device_kind
     )
-    plan = plan_training(cases, classes=chosen, **options)
-    if out is not None:
-        write_training_plan(plan, out, n_training=len([c for c in cases if c.split != "test"]))
+    plan = _plan(cases, chosen, out, options)
     summary = _plan_summary(plan)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

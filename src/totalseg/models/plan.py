@@ -20,6 +20,8 @@ from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from totalseg.errors import ConfigError
 from totalseg.models.arch import ArchitectureSpec, parse_architecture
 
@@ -60,6 +62,25 @@ class IntensityProperties:
             return cls(**{n: float(raw[n]) for n in names})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"Expected numeric intensity properties ({where}): {exc}.") from None
+
+    @classmethod
+    def from_samples(cls, samples: Any) -> IntensityProperties:
+        """nnU-Net's statistics of sampled foreground voxel values (the planner's fingerprint)."""
+        v = np.asarray(samples, dtype=np.float64).ravel()
+        if v.size == 0:
+            raise ConfigError(
+                "Expected labelled voxels to compute CT statistics, got none; the training "
+                "cases have empty ground truth for the chosen classes."
+            )
+        return cls(
+            mean=float(np.mean(v)),
+            std=float(np.std(v)),
+            median=float(np.median(v)),
+            min=float(np.min(v)),
+            max=float(np.max(v)),
+            percentile_00_5=float(np.percentile(v, 0.5)),
+            percentile_99_5=float(np.percentile(v, 99.5)),
+        )
 
     def to_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

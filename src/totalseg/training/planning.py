@@ -30,12 +30,12 @@ import numpy as np
 
 from totalseg.errors import ConfigError
 from totalseg.models.arch import ArchitectureSpec, to_plans_architecture
+from totalseg.models.plan import IntensityProperties, read_dataset_json, read_plan
 from totalseg.training.cache import CachedCase
 from totalseg.training.convert import nnunet_dataset_json
 
 __all__ = [
     "CONFIGURATION",
-    "IntensityStatistics",
     "TrainingPlan",
     "estimate_training_memory_bytes",
     "network_topology",
@@ -55,40 +55,6 @@ BASELINE_BYTES = {"cpu": 0.4e9, "cuda": 0.8e9}  # interpreter + torch (+ CUDA co
 
 
 @dataclass(frozen=True)
-class IntensityStatistics:
-    """Foreground CT statistics (nnU-Net's ``foreground_intensity_properties_per_channel``)."""
-
-    mean: float
-    std: float
-    median: float
-    min: float
-    max: float
-    percentile_00_5: float
-    percentile_99_5: float
-
-    @classmethod
-    def from_samples(cls, samples: np.ndarray) -> IntensityStatistics:
-        v = np.asarray(samples, dtype=np.float64).ravel()
-        if v.size == 0:
-            raise ConfigError(
-                "Expected labelled voxels to compute CT statistics, got none; the training "
-                "cases have empty ground truth for the chosen classes."
-            )
-        return cls(
-            mean=float(np.mean(v)),
-            std=float(np.std(v)),
-            median=float(np.median(v)),
-            min=float(np.min(v)),
-            max=float(np.max(v)),
-            percentile_00_5=float(np.percentile(v, 0.5)),
-            percentile_99_5=float(np.percentile(v, 99.5)),
-        )
-
-    def to_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
 class TrainingPlan:
     """A complete plan: classes, grid, network, batch, normalisation (array order)."""
 
@@ -99,7 +65,7 @@ class TrainingPlan:
     batch_size: int
     batch_dice: bool
     architecture: ArchitectureSpec
-    intensity: IntensityStatistics
+    intensity: IntensityProperties
     median_shape: tuple[int, int, int]
     original_median_spacing: tuple[float, float, float]
     estimated_memory_gb: float
@@ -335,7 +301,7 @@ def plan_training(
     spacing = train[0].spacing
     median = _median_shape(train)
     samples = [load_cached_case(c, keys=("fg_sample",))["fg_sample"] for c in train]
-    intensity = IntensityStatistics.from_samples(np.concatenate(samples))
+    intensity = IntensityProperties.from_samples(np.concatenate(samples))
     options = {
         "base_features": base_features,
         "max_features": max_features,
@@ -429,8 +395,6 @@ def _load(path: Path) -> dict[str, Any]:
 
 def read_training_plan(folder: str | Path) -> TrainingPlan:
     """Read back a plan written by `write_training_plan` (plans.json + dataset.json)."""
-    from totalseg.models.plan import read_dataset_json, read_plan
-
     root = Path(folder)
     plans, ds = _load(root / "plans.json"), _load(root / "dataset.json")
     plan, info = read_plan(plans, CONFIGURATION), read_dataset_json(ds)
@@ -450,7 +414,7 @@ def read_training_plan(folder: str | Path) -> TrainingPlan:
         batch_size=int(plan.batch_size or 2),
         batch_dice=bool(plan.batch_dice),
         architecture=arch,
-        intensity=IntensityStatistics(**ip.to_dict()),
+        intensity=ip,
         median_shape=(int(med[0]), int(med[1]), int(med[2])),
         original_median_spacing=(float(osp[0]), float(osp[1]), float(osp[2])),
         estimated_memory_gb=0.0,

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from totalseg.errors import InputError
+from totalseg.models.plan import IntensityProperties
+from totalseg.preprocess.normalize import normalize_channel
 from totalseg.training.augment import AugmentationConfig, augment_intensity, sample_patch
 from totalseg.training.cache import CachedCase, load_cached_case
-from totalseg.training.planning import IntensityStatistics
 
 __all__ = ["Batch", "CTNormalizer", "CaseStore", "PatchSampler", "downsample_targets"]
 
@@ -30,16 +31,11 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class CTNormalizer:
     """nnU-Net's CTNormalization: clip to the 0.5/99.5 percentiles, minus mean, over std."""
 
-    def __init__(self, stats: IntensityStatistics) -> None:
-        self.lo, self.hi = float(stats.percentile_00_5), float(stats.percentile_99_5)
-        self.mean, self.std = float(stats.mean), max(float(stats.std), 1e-8)
+    def __init__(self, stats: IntensityProperties) -> None:
+        self.stats = stats
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = x.astype(np.float32, copy=False)
-        np.clip(x, self.lo, self.hi, out=x)
-        x -= self.mean
-        x /= self.std
-        return x
+        return normalize_channel(x, scheme="CTNormalization", stats=self.stats)
 
 
 class CaseStore:
