@@ -94,10 +94,10 @@ def run_nnunet(folder: Path, image: Path, out: Path) -> dict:
 
 def run_totalseg(folder: Path, image: Path, out: Path, mode: str) -> dict:
     from totalseg.io import write_label_map
-    from totalseg.pipeline import AdvancedOptions, Segmenter
+    from totalseg.pipeline import SegmentOptions, Segmenter
 
     start = time.perf_counter()
-    options = AdvancedOptions(mirroring=False, channels_last=mode == "channels_last")
+    options = SegmentOptions(mirroring=False, channels_last=mode == "channels_last")
     segmenter = Segmenter(model_dir=folder, device="cpu", parity=mode == "parity", options=options)
     loaded = time.perf_counter()
     labels = segmenter(image)

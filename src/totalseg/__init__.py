@@ -11,7 +11,16 @@ from typing import Any
 from totalseg.image import Image, LabelMap
 
 __version__ = "0.1.0"
-__all__ = ["Image", "LabelMap", "Segmenter", "__version__", "load_model", "segment"]
+__all__ = [
+    "Image",
+    "LabelMap",
+    "SegmentOptions",
+    "Segmenter",
+    "__version__",
+    "load_model",
+    "run_segment",
+    "segment",
+]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -19,6 +28,8 @@ _LAZY = {
     "segment": "totalseg.pipeline",
     "Segmenter": "totalseg.pipeline",
     "load_model": "totalseg.models",
+    "SegmentOptions": "totalseg.options",
+    "run_segment": "totalseg.run",
 }
 
 

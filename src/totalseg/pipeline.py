@@ -22,14 +22,14 @@ import difflib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from totalseg.anatomy import class_map, part_maps, resolve_names
-from totalseg.errors import ConfigError, InputError, UnknownStructureError
+from totalseg.errors import InputError, UnknownStructureError
 from totalseg.image import Image, LabelMap
 from totalseg.inference.nnunet import (
     export_labels,
@@ -38,12 +38,13 @@ from totalseg.inference.nnunet import (
     preprocess_case,
     to_array_order,
 )
+from totalseg.options import SegmentOptions
 from totalseg.postprocess.merge import empty_merge, keep_labels, merge_into
 from totalseg.postprocess.restore import restore_labels, to_model_grid
 from totalseg.preprocess.crop import CropBox, box_of_mask
 from totalseg.preprocess.orientation import restore, to_canonical
 
-__all__ = ["AdvancedOptions", "SegmentProgress", "Segmenter", "segment"]
+__all__ = ["SegmentOptions", "SegmentProgress", "Segmenter", "segment"]
 
 log = logging.getLogger(__name__)
 
@@ -62,38 +63,6 @@ class SegmentProgress:
 
 
 ProgressCallback = Callable[[SegmentProgress], None]
-
-
-@dataclass(frozen=True)
-class AdvancedOptions:
-    """Less common knobs of `Segmenter`.
-
-    mirroring: test-time mirroring where the checkpoint allows it (None: off for named tasks,
-    like the reference tool; on for a bare model folder, like nnU-Net). resampling_order: spline
-    order of the reference zoom to the task spacing (1 = the reference's default since 2.16;
-    3 before). folds: folds of a model folder (None: all found). home: weights home folder.
-    batch_size, n_threads, channels_last, accumulate_fp32: see `InferenceOptions`.
-    roi_crop: with a roi_subset, crop to the requested structures found by the task's low-res
-    crop model first (the reference tool's behaviour; faster). roi_crop_margin_mm: the margin
-    added on each side of that box (the reference's effective 20 mm).
-    """
-
-    mirroring: bool | None = None
-    resampling_order: int = 1
-    batch_size: int | None = None
-    n_threads: int | None = None
-    folds: tuple[int | str, ...] | None = None
-    home: str | os.PathLike[str] | None = None
-    channels_last: bool = False
-    accumulate_fp32: bool = False
-    roi_crop: bool = True
-    roi_crop_margin_mm: float = 20.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.resampling_order <= 5:
-            raise ConfigError(f"Expected a resampling order in 0..5, got {self.resampling_order}.")
-        if not self.roi_crop_margin_mm >= 0:
-            raise ConfigError(f"Expected roi_crop_margin_mm >= 0, got {self.roi_crop_margin_mm}.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,12 +87,12 @@ def check_finite(image: Image, *, where: str = "the input image") -> None:
         )
 
 
-def _read(source: ImageSource) -> tuple[Image, str]:
+def _read(source: ImageSource, *, series_uid: str | None = None) -> tuple[Image, str]:
     if isinstance(source, Image):
         return source, "the input image"
     from totalseg.io import read_any
 
-    return read_any(source), f"'{source}'"
+    return read_any(source, series_uid=series_uid), f"'{source}'"
 
 
 class Segmenter:
@@ -131,39 +100,38 @@ class Segmenter:
 
     def __init__(
         self,
-        task: str = "total",
+        task: str | None = None,
         *,
-        model_dir: str | os.PathLike[str] | None = None,
-        device: str = "auto",
-        parity: bool = False,
-        tile_step: float | None = None,
-        roi_subset: Sequence[str] | None = None,
+        options: SegmentOptions | None = None,
         progress: ProgressCallback | None = None,
-        options: AdvancedOptions | None = None,
+        **fields: Any,
     ) -> None:
+        """`options` (default `SegmentOptions()`), with `task` and any `SegmentOptions` field
+        given as a keyword replacing its value: `Segmenter("total-fast", device="cpu")`."""
         from totalseg.inference.predictor import InferenceOptions, Predictor
         from totalseg.models.folder import load_model_folder
 
-        self.options = options or AdvancedOptions()
+        changes = fields if task is None else {**fields, "task": task}
+        self.options = (options or SegmentOptions()).replace(**changes)
+        opts = self.options
         self.progress = progress
-        self.model_dir = None if model_dir is None else Path(model_dir)
-        self.task = None if self.model_dir is not None else _get_task(task)
-        folders = self._folders(roi_subset)
+        self.model_dir = opts.model_dir
+        self.task = None if self.model_dir is not None else _get_task(opts.task)
+        folders = self._folders(opts.roi_subset)
         default_step = 0.5 if self.task is None else self.task.tile_step
-        mirroring = self.options.mirroring
         inference = InferenceOptions(
-            device=device,
-            parity=parity,
-            tile_step=default_step if tile_step is None else float(tile_step),
-            mirroring=(self.task is None) if mirroring is None else mirroring,
-            batch_size=self.options.batch_size,
-            n_threads=self.options.n_threads,
-            channels_last=self.options.channels_last,
-            accumulate_fp32=self.options.accumulate_fp32,
+            device=opts.device,
+            parity=opts.parity,
+            tile_step=default_step if opts.tile_step is None else float(opts.tile_step),
+            mirroring=(self.task is None) if opts.mirroring is None else opts.mirroring,
+            batch_size=opts.batch_size,
+            n_threads=opts.n_threads,
+            channels_last=opts.channels_last,
+            accumulate_fp32=opts.accumulate_fp32,
         )
         self.parts: list[_Part] = []
         for dataset_id, folder in folders:
-            model = load_model_folder(folder, folds=self.options.folds)
+            model = load_model_folder(folder, folds=opts.folds)
             self.parts.append(
                 _Part(
                     _model_name(folder),
@@ -171,13 +139,13 @@ class Segmenter:
                     self._local_labels(dataset_id, model),
                 )
             )
-        self.labels = self._output_labels(roi_subset)
+        self.labels = self._output_labels(opts.roi_subset)
         self._cropper: Segmenter | None = None
         crop_task = None if self.task is None else self.task.roi_crop_task
-        if roi_subset is not None and crop_task is not None and self.options.roi_crop:
+        if opts.roi_subset is not None and crop_task is not None and opts.roi_crop:
             self._cropper = Segmenter(
-                crop_task, device=device, parity=parity, progress=progress,
-                options=replace(self.options, roi_crop=False),
+                crop_task, options=opts.replace(roi_subset=None, roi_crop=False),
+                progress=progress,
             )  # fmt: skip
 
     # -- set-up -----------------------------------------------------------------------------
@@ -193,8 +161,7 @@ class Segmenter:
             wanted = set(resolve_names(roi_subset, version=self.task.class_map))
             maps = part_maps(self.task.class_map)
             datasets = [d for d in datasets if wanted & set(maps.get(d, {}).values())]
-        home = None if self.options.home is None else Path(self.options.home)
-        return [(d, find_model_folder(d, home=home)) for d in datasets]
+        return [(d, find_model_folder(d, home=self.options.home)) for d in datasets]
 
     def _local_labels(self, dataset_id: int | None, model: Any) -> dict[int, str]:
         if self.task is None:
@@ -227,7 +194,7 @@ class Segmenter:
 
     def __call__(self, image_or_path: ImageSource) -> LabelMap:
         """Segment one case; the result is on the exact input grid with `labels` = {id: name}."""
-        image, where = _read(image_or_path)
+        image, where = _read(image_or_path, series_uid=self.options.series_uid)
         check_finite(image, where=where)
         if self.task is None:
             array = self._run_nnunet(image)
@@ -349,18 +316,12 @@ def _check_model_names(names: Sequence[str], labels: Mapping[int, str]) -> list[
 
 
 def segment(
-    image_or_path: ImageSource,
-    *,
-    task: str = "total",
-    model_dir: str | os.PathLike[str] | None = None,
-    device: str = "auto",
-    roi_subset: Sequence[str] | None = None,
-    parity: bool = False,
-    options: AdvancedOptions | None = None,
+    image_or_path: ImageSource, *, options: SegmentOptions | None = None, **fields: Any
 ) -> LabelMap:
-    """Segment one CT (an `Image` or a NIfTI/DICOM path) with a task or a model folder."""
-    segmenter = Segmenter(
-        task, model_dir=model_dir, device=device, parity=parity, roi_subset=roi_subset,
-        options=options,
-    )  # fmt: skip
-    return segmenter(image_or_path)
+    """Segment one CT (an `Image` or a NIfTI/DICOM path) with a task or a model folder.
+
+    `options` and/or any `SegmentOptions` field as a keyword, e.g.
+    `segment("ct.nii.gz", task="total-fast", roi_subset=["liver"])`. For several cases build a
+    `Segmenter` once and call it per case (models stay loaded).
+    """
+    return Segmenter(options=options, **fields)(image_or_path)

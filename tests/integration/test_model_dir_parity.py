@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from totalseg.pipeline import AdvancedOptions, Segmenter
+from totalseg.pipeline import Segmenter, SegmentOptions
 
 TINY = {
     "features_per_stage": (4, 8, 16),
@@ -64,7 +64,7 @@ def test_parity_identical_voxels_and_fast_dice(
         array[:2] = 0
     path = _write(tmp_path, array, affine_of(codes, spacing))
     expected = run_nnunet(folders["aniso"], path)  # nnU-Net with mirroring off
-    no_tta = AdvancedOptions(mirroring=False)
+    no_tta = SegmentOptions(mirroring=False)
     got = Segmenter(model_dir=folders["aniso"], device="cpu", parity=True, options=no_tta)(path)
     assert got.shape == shape and np.array_equal(np.asarray(got.array), expected)
     assert dict(got.labels) == {1: "class_1", 2: "class_2", 3: "class_3", 4: "class_4"}
@@ -94,7 +94,7 @@ def test_mirroring_follows_the_checkpoint_and_the_option(folders, tmp_path, phan
     path = _write(tmp_path, phantom((20, 20, 20)), affine_of("RAS", (1.0, 1.0, 1.0)))
     on = Segmenter(model_dir=folders["aniso"], device="cpu")
     off = Segmenter(
-        model_dir=folders["aniso"], device="cpu", options=AdvancedOptions(mirroring=False)
+        model_dir=folders["aniso"], device="cpu", options=SegmentOptions(mirroring=False)
     )
     assert on.parts[0].predictor.window.mirror_axes == (0, 1, 2)
     assert off.parts[0].predictor.window.mirror_axes is None

@@ -12,7 +12,7 @@ import pytest
 from totalseg.anatomy import class_map
 from totalseg.cli.app import main
 from totalseg.io import read_label_map
-from totalseg.pipeline import AdvancedOptions, Segmenter
+from totalseg.pipeline import Segmenter, SegmentOptions
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_per_class_masks_for_every_class(home, ct_file, tmp_path, capsys):
     )
     files = sorted(p.name for p in out.iterdir())
     assert len(files) == 117 and "liver.nii.gz" in files
-    expected = Segmenter("total-fast", device="cpu", options=AdvancedOptions(home=home))(path)
+    expected = Segmenter("total-fast", device="cpu", options=SegmentOptions(home=home))(path)
     liver = nib.load(out / "liver.nii.gz")
     assert liver.get_data_dtype() == np.uint8 and liver.shape == (26, 30, 17)
     assert liver.header["descrip"].tobytes().startswith(b"totalseg test input")

@@ -18,7 +18,7 @@ from totalseg.errors import (
     WeightsNotFoundError,
 )
 from totalseg.image import Image
-from totalseg.pipeline import AdvancedOptions, Segmenter, segment
+from totalseg.pipeline import Segmenter, SegmentOptions, segment
 
 TINY = {
     "features_per_stage": (4, 8, 16),
@@ -43,7 +43,7 @@ def _image(shape=(20, 20, 20), dtype=np.int16) -> Image:
 
 def test_missing_weights_for_a_task(tmp_path):
     with pytest.raises(WeightsNotFoundError, match=r"weights of dataset 291 .* are not installed"):
-        segment(_image(), task="total", device="cpu", options=AdvancedOptions(home=tmp_path))
+        segment(_image(), task="total", device="cpu", options=SegmentOptions(home=tmp_path))
 
 
 def test_unknown_task():
@@ -101,9 +101,7 @@ def test_unknown_roi_names(folder, tmp_path):
     with pytest.raises(
         UnknownStructureError, match=r"Unknown structure 'livr'\. Did you mean 'liver'"
     ):
-        Segmenter(
-            "total", device="cpu", roi_subset=["livr"], options=AdvancedOptions(home=tmp_path)
-        )
+        Segmenter("total", device="cpu", roi_subset=["livr"], options=SegmentOptions(home=tmp_path))
     with pytest.raises(
         UnknownStructureError, match=r"Unknown structure 'splen' for this model.*'spleen'"
     ):
@@ -118,7 +116,7 @@ def test_unavailable_device(folder):
 
 def test_bad_resampling_order():
     with pytest.raises(ConfigError, match=r"Expected a resampling order in 0\.\.5"):
-        AdvancedOptions(resampling_order=7)
+        SegmentOptions(resampling_order=7)
 
 
 def test_model_dir_roi_subset_keeps_only_those_labels(folder):

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from totalseg.pipeline import AdvancedOptions, Segmenter
+from totalseg.pipeline import Segmenter, SegmentOptions
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_totalseg_matches_the_reference_tool(
     affine = affine_of(codes, spacing_mm)
     nib.save(nib.Nifti1Image(phantom(shape, seed=3), affine), path)
     expected = reference_api(path, task="total", **reference_kwargs)
-    options = AdvancedOptions(home=weights_home)
+    options = SegmentOptions(home=weights_home)
     got = Segmenter(task=task, device="cpu", parity=True, options=options)(path)
     assert got.array.shape == expected.shape
     np.testing.assert_allclose(got.affine, nib.load(path).affine, atol=1e-6)
@@ -99,7 +99,7 @@ def test_roi_subset_crops_like_the_reference_tool(
     nib.save(
         nib.Nifti1Image(phantom((60, 52, 44), seed=5), affine_of("LAS", (1.4, 1.2, 1.9))), path
     )
-    options = AdvancedOptions(home=weights_home)
+    options = SegmentOptions(home=weights_home)
     rough = Segmenter(task="total-fastest", device="cpu", options=options)(path)
     found = rough.present_labels()
     assert found, "the random crop model found nothing to crop to"

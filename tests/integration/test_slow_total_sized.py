@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from totalseg.pipeline import AdvancedOptions, Segmenter
+from totalseg.pipeline import Segmenter, SegmentOptions
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_totalsegmentator_sized_model_parity_and_fast_dice(
     affine = affine_of("LPS", (1.5, 1.5, 1.5))
     nib.save(nib.Nifti1Image(phantom((140, 136, 130), seed=4), affine), path)
     expected = run_nnunet(big_folder, path, tile_step=0.8)  # 8 tiles of 128^3
-    opts = AdvancedOptions(mirroring=False)
+    opts = SegmentOptions(mirroring=False)
     got = Segmenter(model_dir=big_folder, device="cpu", parity=True, tile_step=0.8, options=opts)
     assert np.array_equal(np.asarray(got(path).array), expected)
     fast = Segmenter(model_dir=big_folder, device="cpu", tile_step=0.8, options=opts)(path)

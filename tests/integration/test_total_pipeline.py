@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from totalseg.anatomy import class_map, part_maps
 from totalseg.image import Image
-from totalseg.pipeline import AdvancedOptions, Segmenter
+from totalseg.pipeline import Segmenter, SegmentOptions
 
 
 def reference_tool(path: Path, spacing_mm: float, datasets, home: Path, run_nnunet, tmp: Path):
@@ -70,7 +70,7 @@ def test_parity_with_reference_orchestration(
     expected, _ = reference_tool(
         path, 1.5 if task == "total" else 3.0, datasets, weights_home, run_nnunet, tmp_path
     )
-    got = Segmenter(task, device="cpu", parity=True, options=AdvancedOptions(home=weights_home))(
+    got = Segmenter(task, device="cpu", parity=True, options=SegmentOptions(home=weights_home))(
         path
     )
     assert got.shape == (23, 31, 17)
@@ -83,15 +83,13 @@ def test_parity_with_reference_orchestration(
 @pytest.mark.parametrize("codes", ["LPS", "PIR", "oblique"])
 def test_output_lands_on_the_exact_input_grid(codes, weights_home, affine_of, phantom):
     image = Image(phantom((23, 31, 17), seed=1), affine_of(codes, (1.1, 0.7, 2.3)))
-    out = Segmenter("total-fastest", device="cpu", options=AdvancedOptions(home=weights_home))(
-        image
-    )
+    out = Segmenter("total-fastest", device="cpu", options=SegmentOptions(home=weights_home))(image)
     assert out.shape == image.shape and out.same_grid(image, atol=0)
     assert out.dtype == np.uint8 and set(out.present_labels()) <= set(class_map("v2"))
 
 
 def test_roi_subset_runs_only_the_parts_that_hold_it(weights_home, affine_of, phantom):
-    opts = AdvancedOptions(home=weights_home, roi_crop=False)
+    opts = SegmentOptions(home=weights_home, roi_crop=False)
     image = Image(phantom((40, 36, 30), seed=2), affine_of("RAS", (1.5, 1.5, 1.5)))
     full = Segmenter("total", device="cpu", options=opts)(image)
     names = class_map("v2")
@@ -114,7 +112,7 @@ def test_roi_subset_runs_only_the_parts_that_hold_it(weights_home, affine_of, ph
 def test_roi_subset_crop_keeps_the_result_inside_the_box_of_the_low_res_masks(
     weights_home, affine_of, phantom
 ):
-    opts = AdvancedOptions(home=weights_home, roi_crop_margin_mm=3.0)
+    opts = SegmentOptions(home=weights_home, roi_crop_margin_mm=3.0)
     image = Image(phantom((44, 40, 30), seed=6), affine_of("PIR", (1.5, 1.2, 1.8)))
     rough = Segmenter("total-fastest", device="cpu", options=opts)(image)
     smallest = min(rough.present_labels(), key=lambda i: int(rough.mask(i).sum()))
@@ -131,7 +129,7 @@ def test_roi_subset_crop_keeps_the_result_inside_the_box_of_the_low_res_masks(
 
 
 def test_roi_subset_crop_finding_nothing_gives_an_empty_map(weights_home, affine_of, phantom):
-    opts = AdvancedOptions(home=weights_home)
+    opts = SegmentOptions(home=weights_home)
     image = Image(phantom((30, 28, 20), seed=7), affine_of("LPS", (1.5, 1.5, 1.5)))
     rough = Segmenter("total-fastest", device="cpu", options=opts)(image)
     absent = next(n for i, n in class_map("v2").items() if i not in rough.present_labels())
@@ -143,7 +141,7 @@ def test_roi_subset_crop_finding_nothing_gives_an_empty_map(weights_home, affine
 def test_models_stay_loaded_across_cases_and_progress_is_reported(weights_home, affine_of, phantom):
     events = []
     segmenter = Segmenter(
-        "total", device="cpu", progress=events.append, options=AdvancedOptions(home=weights_home)
+        "total", device="cpu", progress=events.append, options=SegmentOptions(home=weights_home)
     )
     networks = [id(p.predictor.networks[0]) for p in segmenter.parts]
     for seed in (1, 2):
@@ -169,7 +167,7 @@ def test_total_fast_parity_on_example_ct(shared_data, weights_home, run_nnunet, 
     path = shared_data / "example_ct_sm.nii.gz"
     expected, _ = reference_tool(path, 3.0, (297,), weights_home, run_nnunet, tmp_path)
     got = Segmenter(
-        "total-fast", device="cpu", parity=True, options=AdvancedOptions(home=weights_home)
+        "total-fast", device="cpu", parity=True, options=SegmentOptions(home=weights_home)
     )
     out = got(path)
     assert out.same_grid(Image(np.zeros(out.shape), nib.load(path).affine), atol=0)
