@@ -1,4 +1,4 @@
-"""Viewer fixtures: a small phantom case (6 mm), a tiny study, a running server, headless Chromium."""
+"""Viewer fixtures: a small phantom case (6 mm), a tiny study, a server, headless Chromium."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def test_labels_stored_in_another_axis_order_are_put_on_the_ct_grid(
 def test_labels_on_another_grid_are_a_geometry_error(phantom_case: Any, tmp_path: Path) -> None:
     lm = phantom_case.label_map
     write_label_map(LabelMap(np.asarray(lm.array)[1:], lm.affine, lm.labels), tmp_path / "s.nii.gz")
-    with pytest.raises(GeometryError, match="Expected the segmentation .* on the image grid"):
+    with pytest.raises(GeometryError, match=r"Expected the segmentation .* on the image grid"):
         load_case(CaseSpec("c", phantom_case.ct, tmp_path / "s.nii.gz"))
 
 

@@ -76,11 +76,11 @@ def test_relative_scan_paths_say_where_to_start(
 
 
 def test_not_a_study(tmp_path: Path, study_folder: Path) -> None:
-    with pytest.raises(InputError, match="Expected a study folder .* or a DICOM series"):
+    with pytest.raises(InputError, match=r"Expected a study folder .* or a DICOM series"):
         open_catalog(tmp_path)
     with pytest.raises(InputError, match="Expected no SEG argument with a study folder"):
         open_catalog(study_folder, tmp_path / "seg.nii.gz")
-    with pytest.raises(InputError, match="Expected a report folder with report.html"):
+    with pytest.raises(InputError, match=r"Expected a report folder with report\.html"):
         open_catalog(study_folder, report=tmp_path)
     ct = tmp_path / "ct.nii.gz"
     ct.write_bytes(b"")

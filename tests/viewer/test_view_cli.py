@@ -94,7 +94,8 @@ def test_view_does_not_import_torch(phantom_case: Any) -> None:
         "def stop(self, poll_interval=0.5): raise KeyboardInterrupt\n"
         "ViewerServer.serve_forever = stop\n"
         "from totalseg.cli.app import main\n"
-        f"rc = main(['view', {str(phantom_case.ct)!r}, {str(phantom_case.seg)!r}, '--no-browser'])\n"
+        f"args = ['view', {str(phantom_case.ct)!r}, {str(phantom_case.seg)!r}, '--no-browser']\n"
+        "rc = main(args)\n"
         "print(rc, 'torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
