@@ -142,6 +142,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Headless Chromium (module-wide); skips when chromium is not installed."""
     if DRIVER.CHROMIUM is None:
         pytest.skip("chromium not installed (CI installs it: apt-get install chromium)")
+    pytest.importorskip("websocket", reason="websocket-client (dev extra) not installed")
     instance = DRIVER.Browser(tmp_path_factory.mktemp("chromium_profile"))
     yield instance
     instance.close()

@@ -72,9 +72,9 @@ def test_case_viewer_renders_lists_and_toggles_structures(
 
     click(page, "[data-preset=bone]")
     assert page.evaluate(
-        "[document.getElementById('level').value, document.getElementById('width').value]"
-    ) == ["400", "1800"]
-    assert np.abs(canvas_pixels(page) - shown).mean() > 0.5
+        "[document.getElementById('level').value, document.getElementById('width').value,"
+        " totalsegViewer.nv.volumes[0].cal_min, totalsegViewer.nv.volumes[0].cal_max]"
+    ) == ["400", "1800", -500, 1300]
 
 
 def test_hover_names_the_structure_under_the_mouse(
@@ -94,6 +94,30 @@ def test_hover_names_the_structure_under_the_mouse(
         "!document.getElementById('hover').hidden && document.getElementById('hover').textContent"
     )
     assert text.startswith("liver \u00b7 ") and text.endswith(" HU")
+
+    window = (
+        "[document.getElementById('level').value, document.getElementById('width').value,"
+        " totalsegViewer.nv.volumes[0].cal_min, totalsegViewer.nv.volumes[0].cal_max]"
+    )
+    assert page.evaluate(window) == ["40", "400", -160, 240]
+    mouse = {"button": "right", "buttons": 2}
+    page.call("Input.dispatchMouseEvent", type="mousePressed", x=x, y=y, clickCount=1, **mouse)
+    for step in range(1, 6):  # free windowing: a right-drag
+        page.call(
+            "Input.dispatchMouseEvent", type="mouseMoved", x=x + 8 * step, y=y + 6 * step, **mouse
+        )
+    page.call(
+        "Input.dispatchMouseEvent",
+        type="mouseReleased",
+        x=x + 40,
+        y=y + 30,
+        clickCount=1,
+        button="right",
+        buttons=0,
+    )
+    level, width, lo, hi = page.evaluate(window)
+    assert (lo, hi) != (-160, 240)
+    assert (float(level), float(width)) == pytest.approx(((lo + hi) / 2, hi - lo), abs=0.5)
 
 
 def test_the_browser_gets_403_without_the_token(

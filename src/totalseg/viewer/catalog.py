@@ -114,7 +114,7 @@ def open_study(
             )
         return load_case(spec, records=index.records(case_id), flags=index.flags.get(case_id))
 
-    title = f"study {root.resolve().name}: {len(index.rows)} scans"
+    title = f"{root.resolve().name} ({len(index.rows)} scans)"
     return Catalog("study", title, index.rows, index.specs, CaseCache(load), report_dir)
 
 

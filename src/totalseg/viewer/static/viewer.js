@@ -45,17 +45,21 @@
       isColorbar: false,
       multiplanarShowRender: niivue.SHOW_RENDER.ALWAYS,
       multiplanarLayout: niivue.MULTIPLANAR_TYPE.GRID,
+      dragMode: niivue.DRAG_MODE.windowing, // right-drag: level and width
       dragAndDropEnabled: false,
       logLevel: 'error',
       loadingText: 'loading...',
     });
     nv.onLocationChange = (loc) => { $('location').textContent = loc.string || ''; };
-    nv.onIntensityChange = (volume) => {
-      if (volume !== nv.volumes[0]) return;
-      $('level').value = Math.round((volume.cal_min + volume.cal_max) / 2);
-      $('width').value = Math.round(volume.cal_max - volume.cal_min);
-    };
+    nv.onIntensityChange = showWindow;
     return nv;
+  }
+
+  function showWindow() { // after NiiVue changed the window (right-drag)
+    const ct = state.nv && state.nv.volumes[0];
+    if (!ct) return;
+    $('level').value = Math.round((ct.cal_min + ct.cal_max) / 2);
+    $('width').value = Math.round(ct.cal_max - ct.cal_min);
   }
 
   // Index = label value, from 0 (transparent): NiiVue's label shader indexes the table so.
@@ -293,7 +297,9 @@
         tr.hidden = q !== '' && !tr.dataset.name.toLowerCase().includes(q);
       }
     });
-    $('gl').addEventListener('mousemove', hoverLabel);
+    $('gl').addEventListener('mousemove', (e) => { if (e.buttons & 2) showWindow(); hoverLabel(e); });
+    $('gl').addEventListener('mouseup', showWindow);
+    $('gl').addEventListener('contextmenu', (e) => e.preventDefault());
     $('gl').addEventListener('mouseleave', () => { $('hover').hidden = true; });
   }
 
