@@ -226,3 +226,17 @@ def test_is_loopback(host: str, loopback: bool) -> None:
 def test_server_url_holds_the_token(server: Any) -> None:
     assert server.url == f"http://127.0.0.1:{server.server_address[1]}/{server.token}/"
     assert len(server.token) >= 32
+
+
+def test_an_internal_error_is_a_500_and_the_server_goes_on(serve: Any, case_catalog: Any) -> None:
+    from dataclasses import replace
+
+    from totalseg.viewer import CaseCache
+
+    def broken(case_id: str) -> Any:
+        raise RuntimeError("boom")
+
+    server = serve(replace(case_catalog, cache=CaseCache(broken)))
+    status, _, body = get(server, "api/case/ct")
+    assert status == 500 and json.loads(body)["error"] == "internal error: RuntimeError: boom"
+    assert get(server, "api/cases")[0] == 200

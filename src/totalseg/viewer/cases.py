@@ -141,13 +141,11 @@ class LoadedCase:
 
     def info(self) -> dict[str, Any]:
         """What the page needs before it loads the volumes."""
-        values = np.asarray(self.image.array)
         return {
             "case_id": self.case_id,
             "shape": list(self.image.shape),
             "spacing_mm": [round(s, 4) for s in self.image.spacing_mm],
             "orientation": "".join(self.image.orientation),
-            "hu_range": [float(values.min()), float(values.max())] if values.size else [0, 0],
             "preview_step": self.step,
             "has_labels": self.label_map is not None,
             "structures": self.structures,

@@ -66,7 +66,6 @@ def open_case(
     spec = CaseSpec(_case_id(Path(ct)), Path(ct), None if seg is None else Path(seg))
     loaded = load_case(spec, preview_max_voxels=preview_max_voxels)
     cache = CaseCache(lambda _case_id: loaded)
-    cache.get(spec.case_id)
     row = {
         "case_id": spec.case_id,
         "status": "ok",

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from totalseg.errors import TotalsegError
+from totalseg.viewer.cases import VolumeKind
 from totalseg.viewer.catalog import REPORT_NAME, Catalog
 
 __all__ = ["ViewerServer", "is_loopback", "resolve_inside", "static_dir"]
@@ -49,7 +50,7 @@ _TYPES = {
     ".csv": "text/csv; charset=utf-8",
     ".md": "text/plain; charset=utf-8",
 }
-_VOLUMES = {
+_VOLUMES: dict[str, tuple[VolumeKind, bool]] = {
     "ct.nii.gz": ("ct", False),
     "ct-preview.nii.gz": ("ct", True),
     "labels.nii.gz": ("labels", False),
@@ -168,6 +169,12 @@ class _Handler(BaseHTTPRequestHandler):
         except TotalsegError as exc:  # a case that cannot be read: the page shows why
             log.warning("%s", exc)
             self._json({"error": str(exc)}, head=head, status=HTTPStatus.UNPROCESSABLE_ENTITY)
+        except ConnectionError:  # the browser went away mid-answer
+            log.debug("client closed the connection: %s", self.path)
+        except Exception as exc:  # a bug: answered, logged, the server goes on
+            log.exception("internal error serving a request")
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            self._json({"error": error}, head=head, status=HTTPStatus.INTERNAL_SERVER_ERROR)
 
     def _route(self, parts: list[str], *, head: bool) -> None:
         catalog = self.server.catalog
@@ -210,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         volume = _VOLUMES.get(rest[2])
         if volume is None or (volume[0] == "labels" and case.label_map is None):
             raise _Refused(HTTPStatus.NOT_FOUND, "no such volume")
-        data = case.volume_gz(volume[0], preview=volume[1])  # type: ignore[arg-type]
+        data = case.volume_gz(volume[0], preview=volume[1])
         self._send(HTTPStatus.OK, data, "application/octet-stream", head=head)
 
     def _static(self, rest: list[str]) -> Path:
