@@ -77,8 +77,11 @@ def test_html_is_self_contained(report: Path) -> None:
     parser = _Resources()
     parser.feed(text)
     assert "img" in parser.tags and "script" not in parser.tags and "link" not in parser.tags
-    assert parser.urls and all(u.startswith("data:image/png;base64,") for u in parser.urls)
-    png = base64.b64decode(parser.urls[0].split(",", 1)[1])
+    # images inline; the only links are relative ones into `totalseg view` (hidden in the file)
+    assert parser.urls and all(u.startswith(("data:image/png;base64,", "../")) for u in parser.urls)
+    assert "class='viewer-link' href='../#flag=liver'" in text
+    first_image = next(u for u in parser.urls if u.startswith("data:"))
+    png = base64.b64decode(first_image.split(",", 1)[1])
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert "http://" not in text and "https://" not in text
 

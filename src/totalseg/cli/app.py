@@ -71,12 +71,14 @@ def _register() -> None:
         stats,
         study,
         train,
+        view,
         weights,
     )
 
     app.command("segment")(segment.segment_command)
     app.command("convert")(convert.convert_command)
     app.command("stats")(stats.stats)
+    app.command("view")(view.view_command)
     evaluate.register(app)
     train.register(app)
     app.add_typer(info.app, name="info")

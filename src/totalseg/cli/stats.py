@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from totalseg.image import Image, LabelMap
     from totalseg.stats import StructureStatsTable
 
 __all__ = ["stats"]
@@ -48,10 +47,11 @@ def stats(
     import json
 
     from totalseg.io import read_any
+    from totalseg.preprocess.orientation import on_grid_of
     from totalseg.stats import compute_statistics, read_segmentation, write_statistics
 
     image = read_any(ct)
-    label_map = _on_image_grid(read_segmentation(seg), image)
+    label_map = on_grid_of(read_segmentation(seg), image)
     table = compute_statistics(
         image,
         label_map,
@@ -67,21 +67,6 @@ def stats(
     _render(table)
     if out is not None:
         typer.echo(f"Wrote {out}", err=True)
-
-
-def _on_image_grid(label_map: LabelMap, image: Image) -> LabelMap:
-    """The label map on the image grid when it holds the same voxels in another axis order
-    (e.g. a DICOM series and a NIfTI made of it by dicom2nifti); otherwise unchanged (the
-    statistics then report the grid mismatch)."""
-    from totalseg.preprocess.orientation import restore, to_canonical
-
-    if label_map.same_grid(image):
-        return label_map
-    canonical_image, record = to_canonical(image)
-    canonical_labels, _ = to_canonical(label_map)
-    if not canonical_labels.same_grid(canonical_image):
-        return label_map
-    return restore(canonical_labels, record)
 
 
 def _fmt(value: float, digits: int) -> str:

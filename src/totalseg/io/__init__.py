@@ -12,6 +12,7 @@ from pathlib import Path
 from totalseg.errors import ImageFileError
 from totalseg.image import Image
 from totalseg.io.nifti import (
+    encode_nifti,
     is_nifti_path,
     read_header,
     read_image,
@@ -23,6 +24,7 @@ from totalseg.io.nifti import (
 )
 
 __all__ = [
+    "encode_nifti",
     "is_dicom_source",
     "read_any",
     "read_header",

@@ -24,6 +24,7 @@ from totalseg.io.labeltable import label_table_xml, parse_label_table
 
 __all__ = [
     "HeaderSource",
+    "encode_nifti",
     "is_nifti_path",
     "read_header",
     "read_image",
@@ -194,12 +195,29 @@ def write_label_map(
     label_table: bool = True,
 ) -> Path:
     """Write a multilabel map atomically (uint8 when ids fit) with the XML label table."""
+    return _atomic_save(_label_nifti(label_map, header_from, label_table=label_table), path)
+
+
+def _label_nifti(
+    label_map: LabelMap, header_from: HeaderSource, *, label_table: bool
+) -> nib.Nifti1Image:
     img = _make_nifti(_label_dtype(np.asarray(label_map.array)), label_map.affine, header_from)
     if label_table and label_map.labels:
         img.header.extensions.append(
             nib.nifti1.Nifti1Extension(0, label_table_xml(label_map.labels))
         )
-    return _atomic_save(img, path)
+    return img
+
+
+def encode_nifti(volume: Image | LabelMap, *, compresslevel: int = 1) -> bytes:
+    """The bytes of a .nii.gz file holding `volume`, made in memory, e.g. to send over HTTP.
+    Label maps are uint8 when ids fit, carry the XML label table and the NIfTI label intent."""
+    if isinstance(volume, LabelMap):
+        img = _label_nifti(volume, None, label_table=True)
+        img.header.set_intent("label")
+    else:
+        img = _make_nifti(np.asarray(volume.array), volume.affine, None)
+    return gzip.compress(img.to_bytes(), compresslevel=compresslevel, mtime=0)
 
 
 def write_mask_folder(

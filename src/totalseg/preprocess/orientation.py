@@ -18,9 +18,10 @@ from nibabel import orientations as ornt
 from totalseg.errors import GeometryError
 from totalseg.image import Image, LabelMap
 
-__all__ = ["Reorientation", "restore", "to_canonical"]
+__all__ = ["Reorientation", "on_grid_of", "restore", "to_canonical"]
 
 V = TypeVar("V", Image, LabelMap)
+W = TypeVar("W", Image, LabelMap)
 _RAS = ornt.axcodes2ornt(("R", "A", "S"))
 
 
@@ -64,3 +65,16 @@ def restore(volume: V, record: Reorientation) -> V:
     return dataclasses.replace(
         volume, array=np.ascontiguousarray(array), affine=record.original_affine
     )
+
+
+def on_grid_of(volume: V, reference: W) -> V:
+    """`volume` on the reference's grid when it holds the same voxels in another axis order
+    (e.g. a DICOM series and a NIfTI made of it by dicom2nifti); otherwise unchanged, so that
+    the caller's grid check reports the mismatch."""
+    if volume.same_grid(reference):
+        return volume
+    canonical_reference, record = to_canonical(reference)
+    canonical, _ = to_canonical(volume)
+    if not canonical.same_grid(canonical_reference):
+        return volume
+    return restore(canonical, record)

@@ -26,9 +26,15 @@ from typing import TYPE_CHECKING
 from totalseg.errors import ImageFileError, InputError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
-__all__ = ["apply_exclusions", "load_min_volumes", "shipped_min_volumes_path"]
+__all__ = [
+    "apply_exclusions",
+    "exclusion_reasons",
+    "load_min_volumes",
+    "shipped_min_volumes_path",
+]
 
 
 def shipped_min_volumes_path() -> Path:
@@ -71,6 +77,28 @@ def load_min_volumes(override: str | os.PathLike[str] | None = None) -> dict[str
     return {k: v for k, v in bounds.items() if v > 0}
 
 
+def exclusion_reasons(
+    frame: pd.DataFrame,
+    min_volumes_ml: dict[str, float],
+    *,
+    include_incomplete: bool = False,
+) -> np.ndarray:
+    """Why each row of a scan x structure frame is excluded: "absent", "below_min_volume",
+    "incomplete" (unless included), or "" where it is kept. Needs columns structure, status,
+    volume_ml."""
+    import numpy as np
+
+    bound = frame["structure"].map(min_volumes_ml).astype(float)
+    absent = (frame["status"] == "absent") | frame["volume_ml"].isna()
+    incomplete = (frame["status"] == "incomplete") & ~absent
+    below = ~absent & (frame["volume_ml"] < bound.fillna(0.0))
+    return np.select(
+        [absent, below, incomplete & (not include_incomplete)],
+        ["absent", "below_min_volume", "incomplete"],
+        default="",
+    )
+
+
 def apply_exclusions(
     frame: pd.DataFrame,
     min_volumes_ml: dict[str, float],
@@ -82,19 +110,10 @@ def apply_exclusions(
     `frame` needs columns scan_id, structure, status, volume_ml. The counts table has
     structure, n_scans, n_absent, n_incomplete, n_below_min_volume, n_kept, min_volume_ml.
     """
-    import numpy as np
     import pandas as pd
 
-    bound = frame["structure"].map(min_volumes_ml).astype(float)
-    absent = (frame["status"] == "absent") | frame["volume_ml"].isna()
-    incomplete = (frame["status"] == "incomplete") & ~absent
-    below = ~absent & (frame["volume_ml"] < bound.fillna(0.0))
-    excluded = absent | below | (incomplete & (not include_incomplete))
-    reason = np.select(
-        [absent, below, incomplete & (not include_incomplete)],
-        ["absent", "below_min_volume", "incomplete"],
-        default="",
-    )
+    reason = exclusion_reasons(frame, min_volumes_ml, include_incomplete=include_incomplete)
+    excluded = reason != ""
     marks = pd.DataFrame(
         {
             "structure": frame["structure"],

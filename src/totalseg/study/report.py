@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import numpy as np
 
@@ -121,7 +122,14 @@ th,td{border:1px solid #cfd8dc;padding:.25em .55em;text-align:right}
 th{background:#eceff1}td:first-child,th:first-child{text-align:left}
 tr.sig td{background:#ffebee}img{max-width:100%;height:auto;border:1px solid #eceff1}
 .meta{color:#546e7a}details{margin:.6em 0}summary{cursor:pointer;font-weight:600}
+.viewer-link{display:none}
 """
+# Links into the case table of `totalseg view STUDY`: hidden in the file, shown when served
+# by the viewer (report at <token>/report/, case table at <token>/, `#flag=` filters it).
+
+
+def _viewer_link(href: str, text: str) -> str:
+    return f"<a class='viewer-link' href='{html.escape(href)}'>{html.escape(text)}</a>"
 
 
 def _cell(column: str, value: object) -> str:
@@ -137,16 +145,20 @@ def _cell(column: str, value: object) -> str:
     return str(value)
 
 
-def _table_html(df: pd.DataFrame) -> str:
+def _table_html(df: pd.DataFrame, *, flagged_links: bool = False) -> str:
+    """`flagged_links`: exclusion counts; link structures with flagged cases to the viewer."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     sig_col = "significant" in df.columns
     for row in df.itertuples(index=False):
         cls = ' class="sig"' if sig_col and bool(row.significant) else ""
-        cells = "".join(
+        cells = [
             f"<td>{html.escape(_cell(c, v))}</td>" for c, v in zip(df.columns, row, strict=True)
-        )
-        body.append(f"<tr{cls}>{cells}</tr>")
+        ]
+        if flagged_links and row.n_below_min_volume + row.n_incomplete > 0:
+            link = _viewer_link(f"../#flag={quote(str(row.structure))}", "flagged cases")
+            cells[0] = f"<td>{html.escape(str(row.structure))} {link}</td>"
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -169,6 +181,7 @@ def render_html(result: AnalysisResult, figures: dict[str, bytes], *, source: st
         f"{result.exclusions['structure'].nunique()} structures, {kept} measurements kept "
         f"&middot; significance level P &lt; {cfg.alpha:g} after Bonferroni correction"
         f"{' &middot; stratified by sex' if cfg.by_sex else ''}</p>",
+        f"<p>{_viewer_link('../', 'Open the case table (flagged cases) in the viewer')}</p>",
         _methods_html(cfg),
         "<h2>Age groups</h2>",
         _table_html(result.quartiles),
@@ -178,7 +191,7 @@ def render_html(result: AnalysisResult, figures: dict[str, bytes], *, source: st
     parts += [
         "<h2>Exclusions</h2>",
         "<details><summary>Measurements excluded per structure</summary>",
-        _table_html(result.exclusions),
+        _table_html(result.exclusions, flagged_links=True),
         "</details>",
         "<h2>Full tables</h2>",
     ]
