@@ -104,10 +104,13 @@ class Segmenter:
         *,
         options: SegmentOptions | None = None,
         progress: ProgressCallback | None = None,
+        download_reporter: Any = None,
         **fields: Any,
     ) -> None:
         """`options` (default `SegmentOptions()`), with `task` and any `SegmentOptions` field
-        given as a keyword replacing its value: `Segmenter("total-fast", device="cpu")`."""
+        given as a keyword replacing its value: `Segmenter("total-fast", device="cpu")`.
+        Missing official weights are downloaded first (see `SegmentOptions.download`), their
+        progress sent to `download_reporter` (a `models.weights.DownloadReporter`)."""
         from totalseg.inference.predictor import InferenceOptions, Predictor
         from totalseg.models.folder import load_model_folder
 
@@ -115,6 +118,7 @@ class Segmenter:
         self.options = (options or SegmentOptions()).replace(**changes)
         opts = self.options
         self.progress = progress
+        self._download_reporter = download_reporter
         self.model_dir = opts.model_dir
         self.task = None if self.model_dir is not None else _get_task(opts.task)
         folders = self._folders(opts.roi_subset)
@@ -145,23 +149,27 @@ class Segmenter:
         if opts.roi_subset is not None and crop_task is not None and opts.roi_crop:
             self._cropper = Segmenter(
                 crop_task, options=opts.replace(roi_subset=None, roi_crop=False),
-                progress=progress,
+                progress=progress, download_reporter=download_reporter,
             )  # fmt: skip
 
     # -- set-up -----------------------------------------------------------------------------
 
     def _folders(self, roi_subset: Sequence[str] | None) -> list[tuple[int | None, Path]]:
-        if self.model_dir is not None:
-            return [(None, self.model_dir)]
-        from totalseg.models.weights import find_model_folder
+        from totalseg.models.weights import ensure_model_folder, resolve_model_dir
 
+        if self.model_dir is not None:
+            return [(None, resolve_model_dir(self.model_dir))]
         assert self.task is not None
         datasets = list(self.task.datasets)
         if roi_subset is not None and len(datasets) > 1:
             wanted = set(resolve_names(roi_subset, version=self.task.class_map))
             maps = part_maps(self.task.class_map)
             datasets = [d for d in datasets if wanted & set(maps.get(d, {}).values())]
-        return [(d, find_model_folder(d, home=self.options.home)) for d in datasets]
+        return [
+            (d, ensure_model_folder(d, home=self.options.home, download=self.options.download,
+                                    reporter=self._download_reporter))
+            for d in datasets
+        ]  # fmt: skip
 
     def _local_labels(self, dataset_id: int | None, model: Any) -> dict[int, str]:
         if self.task is None:

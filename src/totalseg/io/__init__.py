@@ -12,7 +12,9 @@ from pathlib import Path
 from totalseg.errors import ImageFileError
 from totalseg.image import Image
 from totalseg.io.nifti import (
+    PHANTOM_DESCRIPTION,
     is_nifti_path,
+    is_phantom_file,
     read_header,
     read_image,
     read_label_map,
@@ -23,7 +25,9 @@ from totalseg.io.nifti import (
 )
 
 __all__ = [
+    "PHANTOM_DESCRIPTION",
     "is_dicom_source",
+    "is_phantom_file",
     "read_any",
     "read_header",
     "read_image",
