@@ -61,7 +61,7 @@ def download_reporter() -> Any:
         def archive_finished(self, archive: DownloadedArchive) -> None:
             self.bar.remove_task(self.task_id)
             self.bar.stop()
-            self.console.print(archive_line(archive), highlight=False)
+            self.console.print(archive_line(archive), highlight=False, soft_wrap=True)
 
     return _Bar()
 
