@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nibabel as nib
 import numpy as np
@@ -83,8 +83,8 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 class _Release(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    served: list[str] = []
+    files: ClassVar[dict[str, bytes]] = {}
+    served: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         name = self.path.rsplit("/", 1)[-1]
@@ -183,15 +183,15 @@ def test_user_pins_win_and_disagreeing_with_the_lock_is_refused(
     assert read_hash_file(home / "weights" / LOCK_NAME) == {name: _sha(archives[name])}
     other = archives[f"{weights_entry(291).folder}.zip"]
     release[1].files[name] = other  # re-published: the user pins the new file, the lock differs
-    with pytest.raises(DownloadError, match="recorded .* when it was first downloaded"):
+    with pytest.raises(DownloadError, match=r"recorded .* when it was first downloaded"):
         download_weights("298", overwrite=True, pins={name: _sha(other)})
 
 
 def test_pin_parsing() -> None:
     archives = {"291": "A.zip", "292": "B.zip"}
-    assert parse_pins(["291=" + "A" * 64, "B.zip=" + "b" * 64], hash_file=None, archives=archives) == {
-        "A.zip": "a" * 64, "B.zip": "b" * 64,
-    }  # fmt: skip
+    values = ["291=" + "A" * 64, "B.zip=" + "b" * 64]
+    pins = parse_pins(values, hash_file=None, archives=archives)
+    assert pins == {"A.zip": "a" * 64, "B.zip": "b" * 64}
     assert parse_pins(["c" * 64], hash_file=None, archives={"298": "C.zip"}) == {"C.zip": "c" * 64}
 
 
