@@ -133,9 +133,10 @@ class Segmenter:
             channels_last=opts.channels_last,
             accumulate_fp32=opts.accumulate_fp32,
         )
+        folds = opts.folds if opts.folds is not None or self.task is None else self.task.folds
         self.parts: list[_Part] = []
         for dataset_id, folder in folders:
-            model = load_model_folder(folder, folds=opts.folds)
+            model = load_model_folder(folder, folds=folds)
             self.parts.append(
                 _Part(
                     _model_name(folder),
@@ -145,10 +146,18 @@ class Segmenter:
             )
         self.labels = self._output_labels(opts.roi_subset)
         self._cropper: Segmenter | None = None
+        self._crop_names: tuple[str, ...] = tuple(self.labels.values())
+        self._crop_margin_mm = opts.roi_crop_margin_mm
         crop_task = None if self.task is None else self.task.roi_crop_task
-        if opts.roi_subset is not None and crop_task is not None and opts.roi_crop:
+        task_crop = None if self.task is None else self.task.crop
+        if task_crop is not None and opts.roi_crop:  # the task always runs on a crop
+            crop_task = task_crop.task
+            self._crop_names, self._crop_margin_mm = task_crop.structures, task_crop.margin_mm
+        elif opts.roi_subset is None or not opts.roi_crop:
+            crop_task = None
+        if crop_task is not None:  # the crop task's own crop (if any) applies; the roi does not
             self._cropper = Segmenter(
-                crop_task, options=opts.replace(roi_subset=None, roi_crop=False),
+                crop_task, options=opts.replace(roi_subset=None, folds=None),
                 progress=progress, download_reporter=download_reporter,
             )  # fmt: skip
 
@@ -243,15 +252,16 @@ class Segmenter:
         return np.asarray(restore_labels(lowres, grid).array)
 
     def _run_cropped(self, image: Image, cropper: Segmenter) -> np.ndarray:
-        """The task on the box of the roi_subset structures found by the low-res `cropper`."""
+        """The task on the box of the crop structures (the task's own, else the roi_subset)
+        found by the low-res `cropper`."""
         rough = cropper(image)
-        wanted = set(self.labels.values())
+        wanted = set(self._crop_names)
         mask = np.isin(rough.array, [i for i, n in rough.labels.items() if n in wanted])
         out = np.zeros(image.shape, dtype=np.uint8)
         if not mask.any():
             log.info("the crop model found none of %s", sorted(wanted))
             return out
-        margin = (self.options.roi_crop_margin_mm / np.asarray(image.spacing_mm)).astype(int)
+        margin = (self._crop_margin_mm / np.asarray(image.spacing_mm)).astype(int)
         box = box_of_mask(mask)
         box = CropBox(
             tuple(max(0, a - m) for a, m in zip(box.starts, margin, strict=True)),

@@ -167,6 +167,11 @@ def run_segment(
         reporter.case_started(index, len(cases), case)
         started = time.perf_counter()
         image = read_any(case, series_uid=options.series_uid)
+        log.info(
+            "%s: %s voxels, spacing %s mm, orientation %s", case,
+            "x".join(map(str, image.shape)), "x".join(f"{v:.3g}" for v in image.spacing_mm),
+            "".join(image.orientation),
+        )  # fmt: skip
         if demo and not is_phantom_file(case):
             reporter.notice(DEMO_WARNING)
             demo = False  # once per run
@@ -178,6 +183,7 @@ def run_segment(
             written = write_mask_folder(labels, target, labels=segmenter.labels, header_from=header)
         elapsed_s = time.perf_counter() - started
         result = CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s)
+        log.info("%s: %d structures found, %.1f s", case, len(labels.present_labels()), elapsed_s)
         results.append(result)
         reporter.case_finished(result)
     return RunResult(tuple(results))
