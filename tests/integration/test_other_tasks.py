@@ -158,5 +158,5 @@ def test_native_spacing_task_and_two_part_mr_task(task_home: Path, tmp_path: Pat
     assert set(labels.present_labels()) <= set(class_map("total_mr"))
     only = Segmenter("total_mr", options=options.replace(roi_subset=("brain",), roi_crop=False))
     assert [p.name for p in only.parts] == [weights_entry(851).folder]  # the part with brain
-    with pytest.raises(KeyError, match="Unknown structure 'lung_arterys' .* lung_arteries"):
+    with pytest.raises(KeyError, match=r"Unknown structure 'lung_arterys' .* lung_arteries"):
         Segmenter("lung_vessels", options=options.replace(roi_subset=("lung_arterys",)))

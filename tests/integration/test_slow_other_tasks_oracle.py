@@ -8,9 +8,11 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-
 from tests.integration.test_other_tasks import install_random
-from tests.integration.test_slow_reference_oracle import reference_api  # noqa: F401 (fixture)
+from tests.integration.test_slow_reference_oracle import (  # the `reference_api` fixture
+    reference_api as _reference_api_fixture,  # noqa: F401
+)
+
 from totalseg.pipeline import Segmenter, SegmentOptions
 
 pytestmark = pytest.mark.slow
@@ -35,8 +37,16 @@ def weights_home(tmp_path_factory):
     ],
 )
 def test_other_tasks_match_the_reference_tool(
-    task, codes, spacing_mm, shape, weights_home, reference_api, tmp_path, phantom, affine_of
-):  # noqa: F811
+    task,
+    codes,
+    spacing_mm,
+    shape,
+    weights_home,
+    reference_api,
+    tmp_path,
+    phantom,
+    affine_of,
+):
     path = tmp_path / "ct.nii.gz"
     nib.save(nib.Nifti1Image(phantom(shape, seed=1), affine_of(codes, spacing_mm)), path)
     expected = reference_api(path, task=task)
