@@ -48,7 +48,7 @@ __all__ = ["SegmentOptions", "SegmentProgress", "Segmenter", "segment"]
 
 log = logging.getLogger(__name__)
 
-ImageSource = Image | str | os.PathLike[str]
+ImageSource = Image | str | os.PathLike[str] | Any  # Any: a nibabel Nifti1Image
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,19 @@ def check_finite(image: Image, *, where: str = "the input image") -> None:
 
 
 def _read(source: ImageSource, *, series_uid: str | None = None) -> tuple[Image, str]:
+    """An Image, a nibabel NIfTI image (converted here, at the boundary) or a path."""
+    from totalseg.io import read_any
+    from totalseg.io.nifti import image_from_nifti, is_nibabel_image
+
     if isinstance(source, Image):
         return source, "the input image"
-    from totalseg.io import read_any
+    if is_nibabel_image(source):
+        return image_from_nifti(source), "the nibabel image"  # type: ignore[arg-type]
+    if not isinstance(source, str | os.PathLike):
+        raise InputError(
+            f"Expected a totalseg Image, a nibabel NIfTI image or a path, got "
+            f"{type(source).__name__}; e.g. segment('ct.nii.gz') or segment(nib.load(path))."
+        )
 
     return read_any(source, series_uid=series_uid), f"'{source}'"
 

@@ -9,9 +9,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 from tests.integration.test_other_tasks import install_random
-from tests.integration.test_slow_reference_oracle import (  # the `reference_api` fixture
-    reference_api as _reference_api_fixture,  # noqa: F401
-)
 
 from totalseg.pipeline import Segmenter, SegmentOptions
 

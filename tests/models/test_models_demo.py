@@ -68,5 +68,14 @@ def test_totalseg_demo_segments_a_new_phantom(tmp_path, capsys) -> None:
     # 0.90/0.91, spleen 0.90 (benchmarks/training/README.md); floors leave room for CPU kernels
     assert np.nanmean(list(dice.values())) > 0.35, dice
     assert min(dice["liver"], dice["spleen"], dice["kidney_left"], dice["kidney_right"]) > 0.85
-    assert "Mean Dice over" in capsys.readouterr().out
+    stdout = capsys.readouterr().out
+    assert "Mean Dice over" in stdout
+    assert "Note: the demo model was trained on synthetic phantoms only" in stdout
     assert (out / "segmentations" / "liver.nii.gz").is_file()
+    # the phantom it wrote carries the marker, so `segment --task demo` on it does not warn
+    from totalseg.io import is_phantom_file
+
+    assert is_phantom_file(out / "ct.nii.gz")
+    assert main(["segment", "-i", str(out / "ct.nii.gz"), "-o", str(tmp_path / "s.nii.gz"),
+                 "--ml", "--task", "demo", "--device", "cpu"]) == 0  # fmt: skip
+    assert "Warning" not in capsys.readouterr().err

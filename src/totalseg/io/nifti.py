@@ -25,6 +25,8 @@ from totalseg.io.labeltable import label_table_xml, parse_label_table
 __all__ = [
     "PHANTOM_DESCRIPTION",
     "HeaderSource",
+    "image_from_nifti",
+    "is_nibabel_image",
     "is_nifti_path",
     "is_phantom_file",
     "read_header",
@@ -108,6 +110,21 @@ def is_phantom_file(path: str | os.PathLike[str]) -> bool:
         return False
     descrip = bytes(read_header(path)["descrip"].tobytes()).split(b"\0")[0]
     return descrip.decode("ascii", "replace").startswith(PHANTOM_DESCRIPTION)
+
+
+def is_nibabel_image(obj: object) -> bool:
+    """True for an in-memory nibabel NIfTI image (what the reference tool's API accepts)."""
+    return isinstance(obj, nib.Nifti1Image | nib.Nifti2Image)
+
+
+def image_from_nifti(img: nib.Nifti1Image, *, where: str = "the nibabel image") -> Image:
+    """An Image from an in-memory nibabel NIfTI image (scaling applied, like reading a file)."""
+    data = _data(img, where)
+    if data.dtype.kind not in "iuf":
+        raise InputError(
+            f"Expected integer or floating-point voxels, got dtype {data.dtype} in {where}."
+        )
+    return Image(data, img.affine)
 
 
 def read_image(path: str | os.PathLike[str]) -> Image:
