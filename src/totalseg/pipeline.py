@@ -174,7 +174,8 @@ class Segmenter:
     # -- set-up -----------------------------------------------------------------------------
 
     def _folders(self, roi_subset: Sequence[str] | None) -> list[tuple[int | None, Path]]:
-        from totalseg.models.weights import ensure_model_folder, resolve_model_dir
+        from totalseg.models.release import ensure_model_folder
+        from totalseg.models.weights import resolve_model_dir
 
         if self.model_dir is not None:
             return [(None, resolve_model_dir(self.model_dir))]

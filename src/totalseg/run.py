@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from totalseg.errors import InputError
-from totalseg.models.weights import DownloadReporter
+from totalseg.models.release import DownloadReporter
 from totalseg.options import SegmentOptions
 
 __all__ = [

@@ -16,8 +16,9 @@ from totalseg.cli.app import main
 from totalseg.errors import WeightsNotFoundError
 from totalseg.models.download import sha256_file
 from totalseg.models.folder import load_model_folder
+from totalseg.models.release import download_weights
 from totalseg.models.tasks import get_task, weights_entry
-from totalseg.models.weights import bundled_model_folder, download_weights, find_model_folder
+from totalseg.models.weights import bundled_model_folder, find_model_folder
 
 
 @pytest.fixture(autouse=True)

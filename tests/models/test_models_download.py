@@ -23,12 +23,11 @@ import pytest
 
 from totalseg.cli.app import main
 from totalseg.errors import DownloadError, WeightsNotFoundError
-from totalseg.models import weights as weights_mod
+from totalseg.models import release as release_mod
 from totalseg.models.lock import LOCK_NAME, parse_pins, read_hash_file, read_lock
+from totalseg.models.release import download_weights, ensure_model_folder
 from totalseg.models.tasks import get_task, weights_entry
 from totalseg.models.weights import (
-    download_weights,
-    ensure_model_folder,
     find_model_folder,
     list_available,
     resolve_model_dir,
@@ -120,7 +119,7 @@ def release(
     base = f"http://127.0.0.1:{httpd.server_address[1]}/releases/download/v2.0.0-weights"
     real = weights_entry
     monkeypatch.setattr(
-        weights_mod, "weights_entry", lambda i: replace(real(i), url=f"{base}/{real(i).folder}.zip")
+        release_mod, "weights_entry", lambda i: replace(real(i), url=f"{base}/{real(i).folder}.zip")
     )
     monkeypatch.delenv("TOTALSEG_OFFLINE")
     try:

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from totalseg.errors import ConfigError, DownloadError, ModelError, WeightsNotFoundError
-from totalseg.models import weights as weights_mod
+from totalseg.models import release as release_mod
+from totalseg.models.release import download_weights
 from totalseg.models.tasks import weights_entry
 from totalseg.models.weights import (
-    download_weights,
     find_model_folder,
     import_weights,
     list_installed,
@@ -193,7 +193,7 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class _Recorder(weights_mod.DownloadReporter):
+class _Recorder(release_mod.DownloadReporter):
     def __init__(self) -> None:
         self.seen: list[tuple[int, int | None]] = []
 
@@ -218,7 +218,7 @@ def test_download_with_pinned_hash(
     home: Path, server: str, release_zip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pinned = replace(weights_entry(291), url=f"{server}/ok.zip", sha256=_sha(release_zip))
-    monkeypatch.setattr(weights_mod, "weights_entry", lambda i: pinned)
+    monkeypatch.setattr(release_mod, "weights_entry", lambda i: pinned)
     assert download_weights("291") == [home / "weights" / OFFICIAL_291]
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from totalseg.models.weights import DownloadedArchive
+    from totalseg.models.release import DownloadedArchive
 
 app = typer.Typer(
     help=(
@@ -40,7 +40,7 @@ def download_reporter() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from totalseg.models.weights import DownloadReporter
+    from totalseg.models.release import DownloadReporter
 
     class _Bar(DownloadReporter):
         def __init__(self) -> None:
@@ -99,8 +99,9 @@ def download_command(
     and a later archive with another hash is refused). Set TOTALSEG_OFFLINE=1 to forbid it.
     """
     from totalseg.models.lock import parse_pins
+    from totalseg.models.release import download_weights
     from totalseg.models.tasks import get_task, weights_entry
-    from totalseg.models.weights import download_weights, weights_dir
+    from totalseg.models.weights import weights_dir
 
     ids = [int(task)] if task.isdigit() else list(get_task(task).datasets)
     archives = {str(i): f"{weights_entry(i).folder}.zip" for i in ids}

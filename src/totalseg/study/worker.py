@@ -43,8 +43,9 @@ class PipelineSegmenterFactory:
         """Fail fast, in the client before any scan or worker: the task exists and the weights
         of it (and of its crop task) are installed; missing official weights are downloaded
         here, once, unless TOTALSEG_OFFLINE is set."""
+        from totalseg.models.release import ensure_model_folder
         from totalseg.models.tasks import get_task
-        from totalseg.models.weights import ensure_model_folder, resolve_model_dir
+        from totalseg.models.weights import resolve_model_dir
 
         if self.model_dir is not None:
             folder = resolve_model_dir(self.model_dir)
