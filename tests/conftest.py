@@ -43,6 +43,16 @@ AFFINES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _no_foreign_weights(monkeypatch, tmp_path_factory):
+    """No test reaches the network for weights or finds a TotalSegmentator install of the
+    machine: downloads are off (TOTALSEG_OFFLINE=1; download tests lift it) and the reference
+    tool's weights folder points to an empty place (tests that discover one set it)."""
+    monkeypatch.setenv("TOTALSEG_OFFLINE", "1")
+    monkeypatch.delenv("TOTALSEG_HOME_DIR", raising=False)
+    monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(tmp_path_factory.getbasetemp() / "no-ts"))
+
+
 @pytest.fixture(params=sorted(AFFINES))
 def any_affine(request) -> np.ndarray:
     return AFFINES[request.param]

@@ -2,14 +2,18 @@
 
 Both types are frozen: the array is stored as a read-only view and the affine as a read-only
 float64 copy. Geometry (spacing, orientation, voxel volume) is derived from the affine, never
-stored twice. Arrays are indexed (i, j, k) like nibabel and the affine.
+stored twice. Arrays are indexed (i, j, k) like nibabel and the affine. `LabelMap.save` is a
+convenience that hands the writing to `totalseg.io` (imported when called).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -145,6 +149,18 @@ class LabelMap(_Volume):
         if np.shape(array) != self.shape:
             raise InputError(f"Expected shape {self.shape}, got {np.shape(array)}.")
         return LabelMap(array, self.affine, self.labels)
+
+    def save(self, path: str | os.PathLike[str], *, header_from: Any = None) -> Path:
+        """Write atomically: a `.nii`/`.nii.gz` path gets one multilabel file with the label
+        table (the reference tool's `--ml` layout); any other path becomes a folder with one
+        0/1 mask per label, `<name>.nii.gz`. `header_from`: a NIfTI path or header whose codes
+        and descriptions to keep. Returns the path written (see `totalseg.io` for more)."""
+        from totalseg.io.nifti import is_nifti_path, write_label_map, write_mask_folder
+
+        if is_nifti_path(path):
+            return write_label_map(self, path, header_from=header_from)
+        write_mask_folder(self, path, header_from=header_from)
+        return Path(path)
 
     def present_labels(self) -> list[int]:
         """Sorted nonzero label values that occur in the array."""

@@ -42,6 +42,8 @@ class SegmentOptions:
         resampling_order: spline order of the reference zoom to the task spacing (1 = the
         reference's default since 2.16; 3 before). folds: folds of a model folder (None: all
         found). home: weights home folder (None: `$TOTALSEG_HOME` or the platform default).
+        download: fetch the official weights of a task on first use when they are missing
+        (never when `TOTALSEG_OFFLINE=1` is set).
         roi_crop: with a roi_subset, crop to the structures found by the task's low-res model
         first (the reference tool's behaviour). roi_crop_margin_mm: margin added on each side
         of that box (the reference's effective 20 mm).
@@ -68,6 +70,7 @@ class SegmentOptions:
     resampling_order: int = 1
     folds: tuple[int | str, ...] | None = None
     home: Path | None = None
+    download: bool = True
     roi_crop: bool = True
     roi_crop_margin_mm: float = 20.0
     # input

@@ -48,7 +48,7 @@ __all__ = ["SegmentOptions", "SegmentProgress", "Segmenter", "segment"]
 
 log = logging.getLogger(__name__)
 
-ImageSource = Image | str | os.PathLike[str]
+ImageSource = Image | str | os.PathLike[str] | Any  # Any: a nibabel Nifti1Image
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,19 @@ def check_finite(image: Image, *, where: str = "the input image") -> None:
 
 
 def _read(source: ImageSource, *, series_uid: str | None = None) -> tuple[Image, str]:
+    """An Image, a nibabel NIfTI image (converted here, at the boundary) or a path."""
+    from totalseg.io import read_any
+    from totalseg.io.nifti import image_from_nifti, is_nibabel_image
+
     if isinstance(source, Image):
         return source, "the input image"
-    from totalseg.io import read_any
+    if is_nibabel_image(source):
+        return image_from_nifti(source), "the nibabel image"  # type: ignore[arg-type]
+    if not isinstance(source, str | os.PathLike):
+        raise InputError(
+            f"Expected a totalseg Image, a nibabel NIfTI image or a path, got "
+            f"{type(source).__name__}; e.g. segment('ct.nii.gz') or segment(nib.load(path))."
+        )
 
     return read_any(source, series_uid=series_uid), f"'{source}'"
 
@@ -104,10 +114,13 @@ class Segmenter:
         *,
         options: SegmentOptions | None = None,
         progress: ProgressCallback | None = None,
+        download_reporter: Any = None,
         **fields: Any,
     ) -> None:
         """`options` (default `SegmentOptions()`), with `task` and any `SegmentOptions` field
-        given as a keyword replacing its value: `Segmenter("total-fast", device="cpu")`."""
+        given as a keyword replacing its value: `Segmenter("total-fast", device="cpu")`.
+        Missing official weights are downloaded first (see `SegmentOptions.download`), their
+        progress sent to `download_reporter` (a `models.weights.DownloadReporter`)."""
         from totalseg.inference.predictor import InferenceOptions, Predictor
         from totalseg.models.folder import load_model_folder
 
@@ -115,6 +128,7 @@ class Segmenter:
         self.options = (options or SegmentOptions()).replace(**changes)
         opts = self.options
         self.progress = progress
+        self._download_reporter = download_reporter
         self.model_dir = opts.model_dir
         self.task = None if self.model_dir is not None else _get_task(opts.task)
         folders = self._folders(opts.roi_subset)
@@ -129,9 +143,10 @@ class Segmenter:
             channels_last=opts.channels_last,
             accumulate_fp32=opts.accumulate_fp32,
         )
+        folds = opts.folds if opts.folds is not None or self.task is None else self.task.folds
         self.parts: list[_Part] = []
         for dataset_id, folder in folders:
-            model = load_model_folder(folder, folds=opts.folds)
+            model = load_model_folder(folder, folds=folds)
             self.parts.append(
                 _Part(
                     _model_name(folder),
@@ -141,27 +156,40 @@ class Segmenter:
             )
         self.labels = self._output_labels(opts.roi_subset)
         self._cropper: Segmenter | None = None
+        self._crop_names: tuple[str, ...] = tuple(self.labels.values())
+        self._crop_margin_mm = opts.roi_crop_margin_mm
         crop_task = None if self.task is None else self.task.roi_crop_task
-        if opts.roi_subset is not None and crop_task is not None and opts.roi_crop:
+        task_crop = None if self.task is None else self.task.crop
+        if task_crop is not None and opts.roi_crop:  # the task always runs on a crop
+            crop_task = task_crop.task
+            self._crop_names, self._crop_margin_mm = task_crop.structures, task_crop.margin_mm
+        elif opts.roi_subset is None or not opts.roi_crop:
+            crop_task = None
+        if crop_task is not None:  # the crop task's own crop (if any) applies; the roi does not
             self._cropper = Segmenter(
-                crop_task, options=opts.replace(roi_subset=None, roi_crop=False),
-                progress=progress,
+                crop_task, options=opts.replace(roi_subset=None, folds=None),
+                progress=progress, download_reporter=download_reporter,
             )  # fmt: skip
 
     # -- set-up -----------------------------------------------------------------------------
 
     def _folders(self, roi_subset: Sequence[str] | None) -> list[tuple[int | None, Path]]:
-        if self.model_dir is not None:
-            return [(None, self.model_dir)]
-        from totalseg.models.weights import find_model_folder
+        from totalseg.models.release import ensure_model_folder
+        from totalseg.models.weights import resolve_model_dir
 
+        if self.model_dir is not None:
+            return [(None, resolve_model_dir(self.model_dir))]
         assert self.task is not None
         datasets = list(self.task.datasets)
         if roi_subset is not None and len(datasets) > 1:
             wanted = set(resolve_names(roi_subset, version=self.task.class_map))
             maps = part_maps(self.task.class_map)
             datasets = [d for d in datasets if wanted & set(maps.get(d, {}).values())]
-        return [(d, find_model_folder(d, home=self.options.home)) for d in datasets]
+        return [
+            (d, ensure_model_folder(d, home=self.options.home, download=self.options.download,
+                                    reporter=self._download_reporter))
+            for d in datasets
+        ]  # fmt: skip
 
     def _local_labels(self, dataset_id: int | None, model: Any) -> dict[int, str]:
         if self.task is None:
@@ -235,15 +263,16 @@ class Segmenter:
         return np.asarray(restore_labels(lowres, grid).array)
 
     def _run_cropped(self, image: Image, cropper: Segmenter) -> np.ndarray:
-        """The task on the box of the roi_subset structures found by the low-res `cropper`."""
+        """The task on the box of the crop structures (the task's own, else the roi_subset)
+        found by the low-res `cropper`."""
         rough = cropper(image)
-        wanted = set(self.labels.values())
+        wanted = set(self._crop_names)
         mask = np.isin(rough.array, [i for i, n in rough.labels.items() if n in wanted])
         out = np.zeros(image.shape, dtype=np.uint8)
         if not mask.any():
             log.info("the crop model found none of %s", sorted(wanted))
             return out
-        margin = (self.options.roi_crop_margin_mm / np.asarray(image.spacing_mm)).astype(int)
+        margin = (self._crop_margin_mm / np.asarray(image.spacing_mm)).astype(int)
         box = box_of_mask(mask)
         box = CropBox(
             tuple(max(0, a - m) for a, m in zip(box.starts, margin, strict=True)),

@@ -1,13 +1,20 @@
 """Segment inputs into output files: the one batch loop that the CLI and the API share.
 
 `run_segment(inputs, output, options)` expands the inputs (files, folders of NIfTI files, DICOM
-folders or zips), names one output per case, builds one `Segmenter` (models stay loaded), then per
-case: read -> segment -> write. Progress goes to a `RunReporter` (the CLI renders it); the library
-never prints.
+folders or zips), names one output per case, builds one `Segmenter` (models stay loaded; missing
+official weights are downloaded first), then per case: read -> segment -> write. Progress goes to
+a `RunReporter` (the CLI renders it); the library never prints.
+
+Output names: one input writes exactly `output`. Several inputs write into the folder `output`,
+one entry per case named by its case id (the file name without .nii.gz, or the case folder for
+the public dataset's `<case>/ct.nii.gz`): `<case>/` mask folders, or `<case>_seg.nii.gz` with
+`multilabel` (never the input's own file name, so a segmentation is not mistaken for a CT and
+an output folder that holds the inputs is safe). `evaluate` reads both back by case id.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from totalseg.errors import InputError
+from totalseg.models.release import DownloadReporter
 from totalseg.options import SegmentOptions
 
 __all__ = [
@@ -28,6 +36,14 @@ __all__ = [
 ]
 
 _NIFTI = (".nii.gz", ".nii")
+log = logging.getLogger(__name__)
+
+#: said once per run when the demo model segments a scan that is not a totalseg phantom
+DEMO_WARNING = (
+    "the demo model was trained on synthetic phantoms only and is unreliable on real scans; "
+    "for real scans get the official weights: `totalseg weights download total` (or "
+    "`totalseg weights import ZIP`), then `--task total`."
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +64,13 @@ class RunResult:
     cases: tuple[CaseResult, ...]
 
 
-class RunReporter:
-    """Receives progress; the default ignores it. The CLI subclasses it to draw a progress bar."""
+class RunReporter(DownloadReporter):
+    """Receives progress (cases, tiles, weight downloads) and notices; the default ignores
+    progress and logs notices. The CLI subclasses it to draw a progress bar."""
+
+    def notice(self, message: str) -> None:
+        """Something the user should read once (e.g. the demo model on a real scan)."""
+        log.warning(message)
 
     def case_started(self, index: int, n_cases: int, source: Path) -> None:
         """Case `index` (0-based) of `n_cases` starts."""
@@ -85,15 +106,28 @@ def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
         if not path.exists():
             raise InputError(
                 f"Expected an input NIfTI file, DICOM folder or zip, got '{path}' which does not "
-                "exist; give several structures as --roi-subset liver,spleen."
+                f"exist; {_missing_input_hint(path)}."
             )
         niftis = sorted(p for p in path.iterdir() if _is_nifti(p)) if path.is_dir() else []
         cases.extend(niftis or [path])
     return cases
 
 
+def _missing_input_hint(path: Path) -> str:
+    """A structure name after `--roi-subset liver` lands among the inputs: say so only then."""
+    from totalseg.anatomy import structures
+
+    if path.name == str(path) and path.name in {s.name for s in structures()}:
+        return (
+            f"'{path.name}' is a structure name: give several structures as "
+            "--roi-subset liver,spleen"
+        )
+    return "check the path (and that the file or folder is readable)"
+
+
 def output_targets(cases: Sequence[Path], output: Path, *, multilabel: bool) -> list[Path]:
-    """One output path per case: `output` itself for one case, else `output/<case name>`."""
+    """One output path per case: `output` itself for one case, else `output/<case>` (masks)
+    or `output/<case>_seg.nii.gz` (multilabel)."""
     if len(cases) == 1:
         if multilabel and not _is_nifti(output):
             raise InputError(
@@ -108,7 +142,7 @@ def output_targets(cases: Sequence[Path], output: Path, *, multilabel: bool) -> 
     names = [case_name(c) for c in cases]
     if len(set(names)) != len(names):
         raise InputError(f"Expected distinct input names for one output folder, got {names}.")
-    return [output / (f"{n}.nii.gz" if multilabel else n) for n in names]
+    return [output / (f"{n}_seg.nii.gz" if multilabel else n) for n in names]
 
 
 def run_segment(
@@ -119,19 +153,28 @@ def run_segment(
     reporter: RunReporter | None = None,
 ) -> RunResult:
     """Segment every input with one model set and write its outputs; returns what was written."""
-    from totalseg.io import read_any, write_label_map, write_mask_folder
+    from totalseg.io import is_phantom_file, read_any, write_label_map, write_mask_folder
     from totalseg.pipeline import Segmenter
 
     options = options or SegmentOptions()
     reporter = reporter or RunReporter()
     cases = expand_inputs(inputs)
     targets = output_targets(cases, Path(output), multilabel=options.multilabel)
-    segmenter = Segmenter(options=options, progress=reporter.tiles)
+    segmenter = Segmenter(options=options, progress=reporter.tiles, download_reporter=reporter)
+    demo = options.model_dir is None and options.task == "demo"
     results: list[CaseResult] = []
     for index, (case, target) in enumerate(zip(cases, targets, strict=True)):
         reporter.case_started(index, len(cases), case)
         started = time.perf_counter()
         image = read_any(case, series_uid=options.series_uid)
+        log.info(
+            "%s: %s voxels, spacing %s mm, orientation %s", case,
+            "x".join(map(str, image.shape)), "x".join(f"{v:.3g}" for v in image.spacing_mm),
+            "".join(image.orientation),
+        )  # fmt: skip
+        if demo and not is_phantom_file(case):
+            reporter.notice(DEMO_WARNING)
+            demo = False  # once per run
         labels = segmenter(image)
         header = case if _is_nifti(case) else None
         if options.multilabel:
@@ -140,6 +183,7 @@ def run_segment(
             written = write_mask_folder(labels, target, labels=segmenter.labels, header_from=header)
         elapsed_s = time.perf_counter() - started
         result = CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s)
+        log.info("%s: %d structures found, %.1f s", case, len(labels.present_labels()), elapsed_s)
         results.append(result)
         reporter.case_finished(result)
     return RunResult(tuple(results))

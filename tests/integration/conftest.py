@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 
 import nibabel as nib
@@ -161,3 +163,45 @@ def per_class_dice():
         return {int(v): dice(a, b, v) for v in labels}
 
     return compute
+
+
+@pytest.fixture
+def reference_api(weights_home, tmp_path, monkeypatch):
+    """`totalsegmentator()` with its home in a temp folder, the weights of `weights_home`."""
+    home = tmp_path / "ts_home"
+    home.mkdir()
+    (home / "config.json").write_text(
+        json.dumps({"totalseg_id": "totalseg_TEST0000", "send_usage_stats": False,
+                    "prediction_counter": 0})
+    )  # fmt: skip
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(home))
+    monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(weights_home / "weights"))
+
+    connect = socket.socket.connect
+
+    def no_network(sock, address, *args):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            raise AssertionError(f"the reference tool tried to connect to {address}")
+        return connect(sock, address, *args)  # multiprocessing's local (AF_UNIX) sockets
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    api = pytest.importorskip("totalsegmentator.python_api", reason="pip install -e '.[oracle]'")
+    # nnunetv2's trainer lookup imports every trainer module, one of which needs torchvision ops
+    # that this CPU venv lacks; all stock trainers build the same network for prediction.
+    # The reference tool wraps the lookup in its own (custom trainers first), which calls the
+    # original through its module global: that global is the one to replace.
+    import totalsegmentator.nnunet as reference_nnunet
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    monkeypatch.setattr(
+        reference_nnunet, "recursive_find_trainer_class_by_name", lambda name: nnUNetTrainer
+    )
+
+    def run(path, **kwargs) -> np.ndarray:
+        img = api.totalsegmentator(
+            path, None, ml=True, device="cpu", quiet=True, nr_thr_resamp=1, nr_thr_saving=1,
+            **kwargs,
+        )  # fmt: skip
+        return np.asarray(img.dataobj)
+
+    return run

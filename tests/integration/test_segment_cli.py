@@ -74,8 +74,9 @@ def test_several_inputs_and_a_folder_keep_models_loaded(home, ct_file, tmp_path)
     rc = main(["segment", "-i", str(folder), str(single), "-o", str(out), "--ml",
                "--task", "total-fastest", "--device", "cpu"])  # fmt: skip
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "b.nii.gz", "c.nii.gz"]
-    assert dict(read_label_map(out / "b.nii.gz").labels) == class_map("v2")
+    # named by case id, never like the input files themselves
+    assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz", "b_seg.nii.gz", "c_seg.nii.gz"]
+    assert dict(read_label_map(out / "b_seg.nii.gz").labels) == class_map("v2")
 
 
 def test_public_dataset_cases_are_named_by_their_folder(home, ct_file, tmp_path):
@@ -87,7 +88,7 @@ def test_public_dataset_cases_are_named_by_their_folder(home, ct_file, tmp_path)
     rc = main(["segment", "-i", *cases, "-o", str(out), "--ml", "--task", "total-fastest",
                "--device", "cpu"])  # fmt: skip
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["s0001.nii.gz", "s0002.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == ["s0001_seg.nii.gz", "s0002_seg.nii.gz"]
 
 
 def test_cli_errors_are_one_line(home, ct_file, tmp_path, capsys, monkeypatch):

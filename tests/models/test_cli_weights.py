@@ -18,10 +18,13 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_list_empty_and_json(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["weights", "list"]) == 0
-    assert "No weights installed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "No official weights in" in out and "shipped" in out
     assert main(["weights", "list", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc == {"weights_dir": str(home / "weights"), "models": []}
+    assert doc["weights_dir"] == str(home / "weights")
+    (demo,) = doc["models"]  # the shipped demo model is always there
+    assert (demo["dataset_id"], demo["source"], demo["folds"]) == (9000, "shipped", ["fold_0"])
 
 
 def test_import_and_list(
@@ -39,7 +42,7 @@ def test_import_and_list(
     assert main(["weights", "import", str(archive)]) == 0
     assert "installed" in capsys.readouterr().out
     assert main(["weights", "list", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)["models"]
+    (row,) = [m for m in json.loads(capsys.readouterr().out)["models"] if m["source"] != "shipped"]
     assert (row["dataset_id"], row["model"], row["folds"]) == (
         990,
         "nnUNetTrainer__p__c",
@@ -53,11 +56,13 @@ def test_import_and_list(
 
 
 def test_cli_errors(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["weights", "download", "total"]) == 1
-    assert "is not pinned in this totalseg version" in _one_line_error(capsys)
+    assert main(["weights", "download", "total"]) == 1  # tests run with TOTALSEG_OFFLINE=1
+    assert "TOTALSEG_OFFLINE is set" in _one_line_error(capsys)
     assert main(["weights", "download", "totl"]) == 1
     assert "Did you mean 'total'" in _one_line_error(capsys)
     assert main(["weights", "download", "total", "--sha256", "a" * 64]) == 1
-    assert "apply to one archive" in _one_line_error(capsys)
+    assert "Expected --sha256 ID=HEX (or --hashes FILE) for 5 archives" in _one_line_error(capsys)
+    assert main(["weights", "download", "total", "--sha256", "297=" + "a" * 64]) == 1
+    assert "Expected --sha256 for one of 291, 292" in _one_line_error(capsys)
     assert main(["weights", "import", str(tmp_path / "none.zip")]) == 1
     assert "Expected a weights zip or folder" in _one_line_error(capsys)

@@ -16,8 +16,9 @@ from totalseg.cli.app import main
 from totalseg.errors import WeightsNotFoundError
 from totalseg.models.download import sha256_file
 from totalseg.models.folder import load_model_folder
+from totalseg.models.release import download_weights
 from totalseg.models.tasks import get_task, weights_entry
-from totalseg.models.weights import bundled_model_folder, download_weights, find_model_folder
+from totalseg.models.weights import bundled_model_folder, find_model_folder
 
 
 @pytest.fixture(autouse=True)
@@ -68,5 +69,12 @@ def test_totalseg_demo_segments_a_new_phantom(tmp_path, capsys) -> None:
     # 0.90/0.91, spleen 0.90 (benchmarks/training/README.md); floors leave room for CPU kernels
     assert np.nanmean(list(dice.values())) > 0.35, dice
     assert min(dice["liver"], dice["spleen"], dice["kidney_left"], dice["kidney_right"]) > 0.85
-    assert "Mean Dice over" in capsys.readouterr().out
+    stdout = capsys.readouterr().out
+    assert "Mean Dice over" in stdout
+    assert "Note: the demo model was trained on synthetic phantoms only" in stdout
     assert (out / "segmentations" / "liver.nii.gz").is_file()
+    # the phantom it wrote carries the marker, so `segment --task demo` on it does not warn
+    # (tests/cli/test_cli_first_day.py)
+    from totalseg.io import is_phantom_file
+
+    assert is_phantom_file(out / "ct.nii.gz")

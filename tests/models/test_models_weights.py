@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from totalseg.errors import ConfigError, DownloadError, ModelError, WeightsNotFoundError
-from totalseg.models import weights as weights_mod
+from totalseg.models import release as release_mod
+from totalseg.models.release import download_weights
 from totalseg.models.tasks import weights_entry
 from totalseg.models.weights import (
-    download_weights,
     find_model_folder,
     import_weights,
     list_installed,
@@ -175,7 +175,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(release_zip: Path) -> Iterator[str]:
+def server(release_zip: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.delenv("TOTALSEG_OFFLINE")  # downloads on (from this loopback server only)
     handler = type("Handler", (_Handler,), {"payload": release_zip.read_bytes()})
     httpd = http.server.HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -192,14 +193,20 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class _Recorder(release_mod.DownloadReporter):
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int | None]] = []
+
+    def archive_progress(self, done_bytes: int, total_bytes: int | None) -> None:
+        self.seen.append((done_bytes, total_bytes))
+
+
 def test_download_ok_with_explicit_hash(home: Path, server: str, release_zip: Path) -> None:
-    seen: list[tuple[int, int | None]] = []
+    recorder = _Recorder()
     paths = download_weights(
-        "291",
-        url=f"{server}/ok.zip",
-        expected_sha256=_sha(release_zip),
-        progress=lambda done, total: seen.append((done, total)),
+        "291", url=f"{server}/ok.zip", expected_sha256=_sha(release_zip), reporter=recorder
     )
+    seen = recorder.seen
     assert paths == [home / "weights" / OFFICIAL_291]
     assert seen[-1] == (release_zip.stat().st_size, release_zip.stat().st_size)
     assert _leftovers(home) == []
@@ -211,7 +218,7 @@ def test_download_with_pinned_hash(
     home: Path, server: str, release_zip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pinned = replace(weights_entry(291), url=f"{server}/ok.zip", sha256=_sha(release_zip))
-    monkeypatch.setattr(weights_mod, "weights_entry", lambda i: pinned)
+    monkeypatch.setattr(release_mod, "weights_entry", lambda i: pinned)
     assert download_weights("291") == [home / "weights" / OFFICIAL_291]
 
 
@@ -232,10 +239,12 @@ def test_download_failures_leave_nothing(
 
 
 def test_download_refusals(home: Path, server: str) -> None:
-    with pytest.raises(DownloadError, match=r"not pinned .* pass --sha256 HEX"):
-        download_weights("total-fast")
-    with pytest.raises(ConfigError, match=r"apply to one archive, but task 'total' has 5"):
+    with pytest.raises(
+        ConfigError, match=r"one archive for a bare --sha256, but task 'total' has 5"
+    ):
         download_weights("total", expected_sha256="a" * 64)
+    with pytest.raises(ConfigError, match=r"--url applies to one archive"):
+        download_weights("total", url=f"{server}/ok.zip")
     with pytest.raises(ConfigError, match="Expected a sha256 of 64 hex digits"):
         download_weights("291", expected_sha256="xyz")
     with pytest.raises(ConfigError, match=r"Expected an http\(s\) URL"):

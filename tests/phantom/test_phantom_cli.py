@@ -20,7 +20,7 @@ def test_phantom_command_writes_a_dataset(tmp_path, capsys):
             str(out),
             "--fov",
             "abdomen",
-            "--spacing",
+            "--spacing-mm",
             "10",
             "--phase",
             "arterial",
@@ -31,7 +31,11 @@ def test_phantom_command_writes_a_dataset(tmp_path, capsys):
         ]
     )
     assert rc == 0
-    assert "Wrote 1 phantoms" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "Wrote 1 phantom to" in captured.out and "━" not in captured.out  # bar on stderr
+    from totalseg.io import is_phantom_file
+
+    assert is_phantom_file(out / "s0000" / "ct.nii.gz")  # the marker the demo warning reads
     with (out / "meta.csv").open() as f:
         rows = list(csv.DictReader(f, delimiter=";"))
     assert rows[0]["phase"] == "arterial" and rows[0]["orientation"] == "LPS"
@@ -39,7 +43,7 @@ def test_phantom_command_writes_a_dataset(tmp_path, capsys):
 
 
 def test_cohort_command_writes_the_statistics_table(tmp_path, capsys):
-    rc = main(["phantom", "cohort", "--n", "2", "--out", str(tmp_path), "--spacing", "10"])
+    rc = main(["phantom", "cohort", "--n", "2", "--out", str(tmp_path), "--spacing-mm", "10"])
     assert rc == 0
     assert "Wrote 248 rows" in capsys.readouterr().out
     header = (tmp_path / "cohort_stats.csv").read_text().splitlines()[0]
@@ -56,11 +60,11 @@ def test_cohort_command_writes_the_statistics_table(tmp_path, capsys):
         (["phantom", "--n", "1", "--out", "X", "--jobs", "0"], 2, "at least 1 job"),
         (["phantom", "--n", "1"], 2, "output folder is required"),
         (["phantom", "--n", "1", "--out", "X", "--orientation", "XYZ"], 1, "orientation code"),
-        (["phantom", "--n", "1", "--out", "X", "--spacing", "50"], 1, "spacing between"),
+        (["phantom", "--n", "1", "--out", "X", "--spacing-mm", "50"], 1, "spacing between"),
         (["phantom", "cohort", "--n", "2", "--out", "X", "--mode", "video"], 2, "video"),
         (["phantom", "cohort", "--n", "2"], 2, "--out"),
         (
-            ["phantom", "cohort", "--n", "2", "--out", "X", "--spacing", "0.2"],
+            ["phantom", "cohort", "--n", "2", "--out", "X", "--spacing-mm", "0.2"],
             1,
             "statistics spacing",
         ),
@@ -70,3 +74,13 @@ def test_bad_options_are_reported(args, code, message, capsys, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     assert main(args) == code
     assert message in capsys.readouterr().err
+
+
+def test_old_spacing_flag_still_works_with_a_warning(tmp_path, capsys) -> None:
+    rc = main(["phantom", "cohort", "--n", "2", "--out", str(tmp_path), "--spacing", "10"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "--spacing is deprecated; use --spacing-mm" in captured.err
+    assert "for 2 subjects" in captured.out
+    assert main(["phantom", "--help"]) == 0
+    assert "--spacing-mm" in capsys.readouterr().out

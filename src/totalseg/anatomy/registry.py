@@ -1,19 +1,22 @@
 """The structure registry, read from package data (`data/structures.csv`).
 
 v1 is the paper's 104-class map (five 1.5 mm parts, Tasks 251-255); v2 is the reference tool's
-117-class map (parts 291-295). Structures are matched across versions by name.
+117-class map (parts 291-295). Structures are matched across versions by name. The reference
+tool's other tasks (total_mr, lung_vessels, body, ...) have their own class maps, read from
+`data/class_maps.json` (`class_map("lung_vessels")`); their names need not be in the registry.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -56,7 +59,7 @@ class Structure:
     v2_dataset: int | None
     v2_local: int | None
 
-    def id_in(self, version: ClassMapVersion) -> int | None:
+    def id_in(self, version: str) -> int | None:
         return self.v1_id if version == "v1" else self.v2_id
 
 
@@ -89,26 +92,51 @@ def _by_name() -> dict[str, Structure]:
     return {s.name: s for s in structures()}
 
 
-def _check_version(version: str) -> ClassMapVersion:
-    if version not in ("v1", "v2"):
+@cache
+def _task_maps() -> dict[str, Any]:
+    path = resources.files("totalseg.anatomy").joinpath("data/class_maps.json")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def class_map_names() -> tuple[str, ...]:
+    """Every class map: v1, v2, then the other tasks' (e.g. total_mr, lung_vessels)."""
+    return ("v1", "v2", *_task_maps())
+
+
+def _check_version(version: str) -> str:
+    if version not in class_map_names():
+        close = difflib.get_close_matches(version, class_map_names(), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownStructureError(
-            f"Expected class map version 'v1' (104 classes) or 'v2' (117 classes), got {version!r}."
+            f"Expected class map version 'v1' (104 classes), 'v2' (117 classes) or a task's "
+            f"class map, got {version!r}.{hint}"
         )
-    return version  # type: ignore[return-value]
+    return version
+
+
+def _int_keys(mapping: Mapping[str, Any]) -> dict[int, str]:
+    return {int(k): str(v) for k, v in sorted(mapping.items(), key=lambda kv: int(kv[0]))}
 
 
 @cache
-def class_map(version: ClassMapVersion = "v2") -> dict[int, str]:
-    """Global id -> name for one class map, ids ascending."""
+def class_map(version: str = "v2") -> dict[int, str]:
+    """Global id -> name for one class map (v1, v2 or a task's), ids ascending."""
     version = _check_version(version)
+    if version not in ("v1", "v2"):
+        return _int_keys(_task_maps()[version]["classes"])
     pairs = [(s.id_in(version), s.name) for s in structures() if s.id_in(version) is not None]
     return {int(i): n for i, n in sorted(pairs)}  # type: ignore[arg-type]
 
 
 @cache
-def part_maps(version: ClassMapVersion = "v2") -> dict[int, dict[int, str]]:
-    """Dataset (task) id of each 1.5 mm part -> {local label -> name}."""
+def part_maps(version: str = "v2") -> dict[int, dict[int, str]]:
+    """Dataset (task) id of each part of a multi-model class map -> {local label -> name}
+    (empty for a class map of one model)."""
     version = _check_version(version)
+    if version not in ("v1", "v2"):
+        parts = _task_maps()[version].get("parts", {})
+        return {int(ds): _int_keys(m) for ds, m in sorted(parts.items(), key=lambda kv: int(kv[0]))}
     out: dict[int, dict[int, str]] = {}
     for s in structures():
         ds, loc = (s.v1_dataset, s.v1_local) if version == "v1" else (s.v2_dataset, s.v2_local)
@@ -146,12 +174,26 @@ def subset(name: str) -> tuple[str, ...]:
     return SUBSETS[name]
 
 
-def resolve_names(names: Iterable[str], *, version: ClassMapVersion | None = None) -> list[str]:
+def resolve_names(names: Iterable[str], *, version: str | None = None) -> list[str]:
     """Validate structure names (subset names expand), keep order, drop repeats.
 
-    With `version`, names that exist but are not in that class map are an error too.
+    With `version`, names that exist but are not in that class map are an error too; for a
+    task's own class map (not v1/v2) the names are checked against that map alone.
     """
     out: list[str] = []
+    if version is not None and _check_version(version) not in ("v1", "v2"):
+        known = list(class_map(version).values())
+        for name in names:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                raise UnknownStructureError(
+                    f"Unknown structure {name!r} for the {version} class map "
+                    f"({', '.join(known[:6])}{', ...' if len(known) > 6 else ''}).{hint}"
+                )
+            if name not in out:
+                out.append(name)
+        return out
     for name in names:
         expanded = SUBSETS.get(name, (name,))
         for n in expanded:

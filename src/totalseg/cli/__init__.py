@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from totalseg.cli.app import main
+from totalseg.cli.help import tidy_flag_metavars
+
+tidy_flag_metavars()
+
+from totalseg.cli.app import main  # noqa: E402  (after the help tidying it relies on)
 
 __all__ = ["main", "run"]
 

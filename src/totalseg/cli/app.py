@@ -8,6 +8,7 @@ inside their command functions so that `totalseg --help` starts instantly.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -46,19 +47,70 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+#: flags of the one logging setup, accepted anywhere on the command line (before or after the
+#: sub-command): -q errors only, -v totalseg's INFO, --debug everything (libraries included)
+#: plus tracebacks
+LOG_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose",
+             "--debug": "debug"}  # fmt: skip
+#: third-party loggers kept at WARNING unless --debug (pylibjpeg alone logs a line per frame)
+QUIET_LIBRARIES = (
+    "pylibjpeg", "pydicom", "dask", "distributed", "bokeh", "tornado", "asyncio", "fsspec",
+    "PIL", "matplotlib", "numba", "urllib3", "highdicom", "nnunetv2", "h5py", "duckdb",
+)  # fmt: skip
+
+
+def split_log_flags(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """The arguments without the logging flags, and the loudest level asked for."""
+    rest: list[str] = []
+    levels: set[str] = set()
+    for i, arg in enumerate(args):
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in LOG_FLAGS:
+            levels.add(LOG_FLAGS[arg])
+        else:
+            rest.append(arg)
+    level = next((lv for lv in ("debug", "verbose", "quiet") if lv in levels), None)
+    return rest, level
+
+
+def setup_logging(level: str | None) -> None:
+    """One logging setup for every command: totalseg's own loggers at WARNING (ERROR with -q,
+    INFO with -v, DEBUG with --debug) on stderr; third-party libraries at WARNING unless
+    --debug (Dask's worker processes too, through its config environment variable)."""
+    own = {"quiet": logging.ERROR, "verbose": logging.INFO, "debug": logging.DEBUG}.get(
+        level or "", logging.WARNING
+    )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_totalseg", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._totalseg = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    logging.getLogger("totalseg").setLevel(own)
+    library_level = logging.DEBUG if level == "debug" else logging.WARNING
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(library_level)
+    if level != "debug":
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+
+
+@app.callback(epilog="-q/--quiet, -v/--verbose and --debug work before or after any sub-command.")
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Log everything (libraries too) and show tracebacks for errors."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Log errors only."),
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """(Logging is set up in `main`, where these flags are taken from anywhere in argv.)"""
 
 
 def _register() -> None:
@@ -92,8 +144,9 @@ _register()
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises, except SystemExit from Click)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    args, level = split_log_flags(list(sys.argv[1:] if argv is None else argv))
+    debug = level == "debug"
+    setup_logging(level)
     try:
         rv = app(args=args, prog_name="totalseg", standalone_mode=False)
     except _EXITS as exc:

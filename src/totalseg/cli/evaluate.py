@@ -106,10 +106,14 @@ def _print_summary(summary: dict[str, Any], out: Path, *, csv_only: bool) -> Non
     from totalseg.metrics.comparison import METRIC_LABELS
     from totalseg.metrics.statistics import MeanCI
 
+    with_nsd = (summary["overall"].get("nsd") or {}).get("mean") is not None
+    tolerance = f" (NSD tolerance {summary['tolerance_mm']:g} mm)" if with_nsd else ""
+    n_cases = int(summary["n_cases"])
     typer.echo(
-        f"Evaluated {summary['n_cases']} cases x {summary['n_structures']} structures "
-        f"(NSD tolerance {summary['tolerance_mm']:g} mm)."
+        f"Evaluated {n_cases} {'case' if n_cases == 1 else 'cases'} x "
+        f"{summary['n_structures']} structures{tolerance}."
     )
+    _warn_sample_size(n_cases)
     for metric in ("dice", "nsd", "hd95_mm", "assd_mm"):
         o = summary["overall"].get(metric)
         if o and o["mean"] is not None:
@@ -130,6 +134,33 @@ def _print_summary(summary: dict[str, Any], out: Path, *, csv_only: bool) -> Non
         )
     files = ["metrics.csv", *([] if csv_only else ["metrics.parquet"]), "summary.json"]
     typer.echo("Wrote " + ", ".join(str(out / f) for f in files))
+
+
+#: below this many cases a bootstrap CI of a mean is too unstable to report without a warning
+MIN_CASES_FOR_CI = 10
+#: the exact two-sided Wilcoxon signed-rank P cannot go below 2 / 2**n: n < 6 never gives .05
+MIN_PAIRS_FOR_WILCOXON = 6
+
+
+def _warn_sample_size(n_cases: int, *, paired: bool = False) -> None:
+    if n_cases == 1:
+        typer.echo(
+            "Warning: 1 case: the 95% CIs span nothing (a bootstrap over cases needs several); "
+            "read the numbers as that one case's values.",
+            err=True,
+        )
+    elif n_cases < MIN_CASES_FOR_CI:
+        typer.echo(
+            f"Warning: only {n_cases} cases: bootstrap 95% CIs are unreliable below "
+            f"{MIN_CASES_FOR_CI}; evaluate more cases before drawing conclusions.",
+            err=True,
+        )
+    if paired and n_cases < MIN_PAIRS_FOR_WILCOXON:
+        typer.echo(
+            f"Warning: only {n_cases} paired cases: a Wilcoxon signed-rank test cannot reach "
+            f"P < .05 with fewer than {MIN_PAIRS_FOR_WILCOXON}; its P values say little here.",
+            err=True,
+        )
 
 
 def compare_command(
@@ -188,6 +219,7 @@ def compare_command(
     )
     for line in comparison_lines(comparison):
         typer.echo(line)
+    _warn_sample_size(len(comparison.cases), paired=True)
     typer.echo(f"Wrote {table}, {figure}")
 
 

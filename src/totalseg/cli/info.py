@@ -20,11 +20,17 @@ def classes(
     version: Version = typer.Option(
         Version.v2, "--version", help="v1: the paper's 104 classes; v2: the current 117."
     ),
+    task: str | None = typer.Option(
+        None, "--task", help="The classes of this task instead (e.g. lung_vessels, total_mr)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List the classes of a class map with id, group and the 1.5 mm part-model holding them."""
     from totalseg.anatomy import class_map, get_structure, group_counts
 
+    if task is not None:
+        _task_classes(task, as_json=as_json)
+        return
     rows = []
     for class_id, name in class_map(version.value).items():
         s = get_structure(name)
@@ -47,6 +53,20 @@ def classes(
     for r in rows:
         table.add_row(*(str(r[k]) for k in ("id", "name", "group", "part", "part_label")))
     Console().print(table)
+
+
+def _task_classes(name: str, *, as_json: bool) -> None:
+    from totalseg.anatomy import class_map
+    from totalseg.models.tasks import get_task
+
+    spec = get_task(name)
+    labels = class_map(spec.class_map)
+    if as_json:
+        doc = {"task": name, "class_map": spec.class_map, "classes": labels}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    for class_id, label in labels.items():
+        typer.echo(f"{class_id:4d}  {label}")
 
 
 def _group_line(groups: dict[str, int]) -> str:
@@ -73,7 +93,7 @@ def tasks(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
     for t in specs:
         table.add_row(
             t.name,
-            f"{t.spacing_mm:g}",
+            t.spacing_text,
             t.class_map,
             ", ".join(str(d) for d in t.datasets),
             t.description,

@@ -1,7 +1,10 @@
 """`totalseg phantom`: synthetic CT phantoms with ground truth, and synthetic cohorts.
 
-totalseg phantom --n 20 --out DIR [--seed 0] [--fov ...] [--spacing 1.5] [--phase ...]
+totalseg phantom --n 20 --out DIR [--seed 0] [--fov ...] [--spacing-mm 1.5] [--phase ...]
 totalseg phantom cohort --n 4004 --out DIR [--mode stats|image] [--seed 0] [--jobs N]
+
+`--spacing-mm` is the spacing flag of every command (`demo`, `train`, `plan` too); the old
+`--spacing` still works here, hidden, with a deprecation warning.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Mode(str, Enum):
 
 @contextmanager
 def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress(
@@ -55,6 +59,7 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        console=Console(stderr=True),
         transient=False,
     ) as bar:
         task = bar.add_task(what, total=None)
@@ -63,6 +68,22 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def _spacing(new: float | None, old: float | None) -> float | None:
+    """--spacing-mm, or the deprecated --spacing (said once on stderr)."""
+    if old is None:
+        return new
+    typer.echo("Warning: --spacing is deprecated; use --spacing-mm.", err=True)
+    if new is not None and new != old:
+        raise typer.BadParameter(
+            f"got --spacing-mm {new:g} and --spacing {old:g}", param_hint="--spacing-mm"
+        )
+    return old
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _check_counts(n: int, jobs: int) -> None:
@@ -79,9 +100,10 @@ def phantom(
     out: Path | None = typer.Option(None, "--out", help="Output folder (created)."),
     seed: int = typer.Option(0, "--seed", help="Dataset seed; subject i uses (seed, i)."),
     fov: Fov = typer.Option(Fov.random, "--fov", help="Field of view (random: drawn)."),
-    spacing: float | None = typer.Option(
-        None, "--spacing", help="Isotropic spacing in mm (default: drawn, 0.6-5 mm)."
+    spacing_mm: float | None = typer.Option(
+        None, "--spacing-mm", help="Isotropic spacing in mm (default: drawn, 0.6-5 mm)."
     ),
+    spacing_old: float | None = typer.Option(None, "--spacing", hidden=True),
     phase: Phase = typer.Option(Phase.random, "--phase", help="Contrast phase."),
     orientation: str = typer.Option(
         "RAS", "--orientation", help="Stored orientation code (RAS, LPS, PIR, ...) or random."
@@ -104,7 +126,7 @@ def phantom(
 
     options = DatasetOptions(
         fov=fov.value,
-        spacing_mm=spacing,
+        spacing_mm=_spacing(spacing_mm, spacing_old),
         phase=phase.value,
         orientation=orientation,
         class_map=class_map.value,
@@ -116,7 +138,7 @@ def phantom(
         sample_subject_params(seed, orientation=orientation, spacing_mm=1.0)  # validates early
     with _progress("phantoms") as update:
         meta = write_dataset(out, n=n, seed=seed, options=options, jobs=jobs, progress=update)
-    typer.echo(f"Wrote {n} phantoms to {out} (meta: {meta})")
+    typer.echo(f"Wrote {_plural(n, 'phantom')} to {out} (meta: {meta})")
 
 
 @app.command("cohort")
@@ -127,9 +149,10 @@ def cohort(
         Mode.stats, "--mode", help="stats: ground-truth table only; image: write the CTs."
     ),
     seed: int = typer.Option(0, "--seed", help="Cohort seed."),
-    spacing: float = typer.Option(
-        5.0, "--spacing", help="Grid (mm) of the ground-truth render in stats mode."
+    spacing_mm: float | None = typer.Option(
+        None, "--spacing-mm", help="Grid (mm) of the ground-truth render in stats mode [5]."
     ),
+    spacing_old: float | None = typer.Option(None, "--spacing", hidden=True),
     jobs: int = typer.Option(1, "--jobs", help="Parallel worker processes."),
 ) -> None:
     """A synthetic cohort: per subject x structure volume (ml) and mean HU, or the images."""
@@ -138,7 +161,13 @@ def cohort(
 
     with _progress(f"cohort ({mode.value})") as update:
         table = generate_cohort(
-            n, seed, mode=mode.value, out_dir=out, spacing_mm=spacing, jobs=jobs, progress=update
+            n,
+            seed,
+            mode=mode.value,
+            out_dir=out,
+            jobs=jobs,
+            progress=update,
+            spacing_mm=_spacing(spacing_mm, spacing_old) or 5.0,
         )
     what = "cohort_stats.parquet / .csv" if mode is Mode.stats else "meta.csv"
-    typer.echo(f"Wrote {len(table)} rows for {n} subjects to {out} ({what})")
+    typer.echo(f"Wrote {_plural(len(table), 'row')} for {_plural(n, 'subject')} to {out} ({what})")

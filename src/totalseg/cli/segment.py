@@ -5,6 +5,7 @@ Heavy imports (torch, the pipeline) happen inside the command so `totalseg --hel
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -42,21 +43,34 @@ def segment_command(
     parity: bool = typer.Option(False, "--parity", help="Bit-exact nnU-Net arithmetic (fp16)."),
     tile_step: float | None = typer.Option(None, "--tile-step", help="Tile step (task default)."),
     series: str | None = typer.Option(None, "--series", help="DICOM SeriesInstanceUID to use."),
+    no_download: bool = typer.Option(
+        False,
+        "--no-download",
+        help="Never download missing weights (also: TOTALSEG_OFFLINE=1 in the environment).",
+    ),
 ) -> None:
-    """Segment CT volumes; models are loaded once for all inputs."""
+    """Segment CT volumes; models are loaded once for all inputs.
+
+    The official weights of a task are downloaded on first use (sha256-verified, see `totalseg
+    weights download`) unless --no-download or TOTALSEG_OFFLINE=1; weights that TotalSegmentator
+    installed (~/.totalsegmentator/nnunet/results) are used in place.
+    """
     from totalseg.options import SegmentOptions
     from totalseg.run import run_segment
 
     options = SegmentOptions(
         task=task, model_dir=model_dir, roi_subset=tuple(roi_subset) if roi_subset else None,
         device=device, parity=parity, tile_step=tile_step, series_uid=series, multilabel=ml,
+        download=not no_download,
     )  # fmt: skip
     with _ProgressBar() as bar:
         run_segment([*inputs, *(more_inputs or [])], output, options, reporter=bar)
 
 
 class _ProgressBar(RunReporter):
-    """A rich progress bar over cases, parts and tiles, on stderr (results stay on stdout)."""
+    """A rich progress bar over cases, parts, tiles and weight downloads, on stderr. Results
+    ("wrote ...") go to stdout; when both are one terminal they are printed through the bar's
+    console (above the bar), so they never share a line with it."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -65,7 +79,8 @@ class _ProgressBar(RunReporter):
         self.case = ""
         self.bar = Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+            TimeElapsedColumn(), console=Console(stderr=True, highlight=False), transient=True,
+            redirect_stdout=False, redirect_stderr=False,
         )  # fmt: skip
         self.task_id = self.bar.add_task("", total=None)
 
@@ -75,6 +90,30 @@ class _ProgressBar(RunReporter):
 
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(None, None, None)
+
+    def _print(self, text: str, *, err: bool = False) -> None:
+        shared_screen = self.bar.console.is_terminal and (err or sys.stdout.isatty())
+        if shared_screen:
+            self.bar.console.print(text, markup=False, soft_wrap=True)
+        else:
+            typer.echo(text, err=err)
+
+    def notice(self, message: str) -> None:
+        self._print(f"Warning: {message}", err=True)
+
+    def archive_started(self, name: str, index: int, n_archives: int) -> None:
+        self.bar.update(
+            self.task_id, description=f"downloading {index + 1}/{n_archives} {name}", total=None
+        )
+
+    def archive_progress(self, done_bytes: int, total_bytes: int | None) -> None:
+        mb = None if total_bytes is None else total_bytes / 1e6
+        self.bar.update(self.task_id, completed=done_bytes / 1e6, total=mb)
+
+    def archive_finished(self, archive: object) -> None:
+        from totalseg.cli.weights import archive_line
+
+        self._print(archive_line(archive), err=True)  # type: ignore[arg-type]
 
     def case_started(self, index: int, n_cases: int, source: Path) -> None:
         name = source.name
@@ -93,6 +132,7 @@ class _ProgressBar(RunReporter):
 
     def case_finished(self, result: CaseResult) -> None:
         if result.target.is_dir():
-            typer.echo(f"wrote {len(result.outputs)} masks to {result.target}")
+            n = len(result.outputs)
+            self._print(f"wrote {n} {'mask' if n == 1 else 'masks'} to {result.target}")
         else:
-            typer.echo(f"wrote {result.target}")
+            self._print(f"wrote {result.target}")

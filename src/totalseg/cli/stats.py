@@ -39,19 +39,30 @@ def stats(
     reference_compatible: bool = typer.Option(
         False,
         "--reference-compatible",
-        help="Emulate the reference tool (int16 image, 0.0 for absent/cut structures).",
+        help="Emulate the reference tool (int16 image, 0.0 for absent/cut structures); a "
+        ".json --out (and --json) get its statistics.json layout.",
+    ),
+    class_map: str | None = typer.Option(
+        None,
+        "--class-map",
+        help="Names of a multilabel file's ids: v1, v2, a task (e.g. total_mr) or a file "
+        "(JSON {id: name} or 'ID,NAME' lines); overrides the file's label table.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the full JSON to stdout."),
 ) -> None:
     """Volume, HU statistics, centroid, bounding box and status of every structure."""
     import json
 
+    from totalseg.image import LabelMap
     from totalseg.io import read_any
     from totalseg.preprocess.orientation import on_grid_of
     from totalseg.stats import compute_statistics, read_segmentation, write_statistics
 
     image = read_any(ct)
-    label_map = on_grid_of(read_segmentation(seg), image)
+    label_map = read_segmentation(seg)
+    if class_map is not None:
+        label_map = LabelMap(label_map.array, label_map.affine, _class_map(class_map))
+    label_map = on_grid_of(label_map, image)
     table = compute_statistics(
         image,
         label_map,
@@ -59,14 +70,30 @@ def stats(
         border_voxels=border_voxels,
         reference_compatible=reference_compatible,
     )
+    reference_layout = reference_compatible and (out is None or out.suffix.lower() == ".json")
     if out is not None:
-        write_statistics(table, out)
+        write_statistics(table, out, format="reference" if reference_layout else None)
     if as_json:
-        typer.echo(json.dumps(table.to_json_dict(), indent=2, allow_nan=False))
+        doc = table.to_reference_dict() if reference_layout else table.to_json_dict()
+        typer.echo(json.dumps(doc, indent=2, allow_nan=False))
         return
     _render(table)
     if out is not None:
         typer.echo(f"Wrote {out}", err=True)
+
+
+def _class_map(spec: str) -> dict[int, str]:
+    from totalseg.anatomy import class_map, class_map_names
+    from totalseg.io.labeltable import read_class_map_file
+
+    if spec in class_map_names():
+        return class_map(spec)
+    from totalseg.models.tasks import list_tasks
+
+    tasks = {t.name: t.class_map for t in list_tasks()}
+    if spec in tasks:
+        return class_map(tasks[spec])
+    return read_class_map_file(spec)
 
 
 def _fmt(value: float, digits: int) -> str:

@@ -26,13 +26,21 @@ class _ProgressBar:
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.console = Console(stderr=True)
         self.progress = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            "left",
             TimeRemainingColumn(),
             console=self.console,
             transient=False,
@@ -92,9 +100,16 @@ def run(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Also redo scans recorded as failed."
     ),
+    fail_on_error: bool = typer.Option(
+        False, "--fail-on-error", help="Exit 1 when any scan failed (default: only when all did)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Segment and measure every scan into STUDY/study.duckdb (+ Parquet); resumable."""
+    """Segment and measure every scan into STUDY/study.duckdb (+ Parquet); resumable.
+
+    A missing model or its weights stop the run before any scan. Each failed scan is reported
+    once; the exit code is 1 when every scan of the run failed (or any, with --fail-on-error).
+    """
     import json
 
     from totalseg.study import StudyConfig, run_study
@@ -117,12 +132,20 @@ def run(
     if as_json:
         doc = {k: v for k, v in vars(summary).items() if k != "database"}
         typer.echo(json.dumps({**doc, "database": str(summary.database)}, indent=2))
-        return
-    typer.echo(
-        f"{summary.n_scans} scans: {summary.n_ok} measured, {summary.n_failed} failed, "
-        f"{summary.n_skipped} already finished; {summary.counts.get('structure_rows', 0)} "
-        f"structure rows in {summary.database} ({summary.elapsed_s:.1f} s)"
-    )
+    else:
+        typer.echo(
+            f"{summary.n_scans} scans: {summary.n_ok} measured, {summary.n_failed} failed, "
+            f"{summary.n_skipped} already finished; {summary.counts.get('structure_rows', 0)} "
+            f"structure rows in {summary.database} ({summary.elapsed_s:.1f} s)"
+        )
+    if summary.n_failed and (fail_on_error or summary.n_ok == 0):
+        what = "every scan" if summary.n_ok == 0 else f"{summary.n_failed} scan(s)"
+        typer.echo(
+            f"Error: {what} of this run failed (reasons above and in {summary.database}); fix "
+            "them and rerun with --retry-failed.",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command("analyze")

@@ -400,9 +400,15 @@ def demo_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
 ) -> None:
     """Segment a synthetic phantom with the shipped demo model; print Dice per structure."""
-    from totalseg.io.nifti import write_image, write_label_map, write_mask_folder
+    from totalseg.io.nifti import (
+        PHANTOM_DESCRIPTION,
+        write_image,
+        write_label_map,
+        write_mask_folder,
+    )
     from totalseg.phantom import generate_subject, sample_subject_params
     from totalseg.pipeline import Segmenter
+    from totalseg.run import DEMO_WARNING
 
     if model_dir is None:
         segmenter = Segmenter(task="demo", device=device)
@@ -412,7 +418,7 @@ def demo_command(
     typer.echo(f"Generating phantom {seed} ({fov}, {spacing_mm} mm, {params.orientation})...")
     phantom = generate_subject(params)
     truth = phantom.label_map("v1")
-    write_image(phantom.image, out / "ct.nii.gz")
+    write_image(phantom.image, out / "ct.nii.gz", description=PHANTOM_DESCRIPTION)
     write_label_map(truth, out / "ground_truth.nii.gz")
     typer.echo("Segmenting...")
     pred = segmenter(phantom.image)
@@ -426,3 +432,5 @@ def demo_command(
     typer.echo(f"Mean Dice over {len(dice)} structures present: {mean:.3f}")
     typer.echo("Worst: " + ", ".join(f"{n} {v:.3f}" for n, v in ranked[:10]))
     typer.echo(f"Wrote {out}/ct.nii.gz, ground_truth.nii.gz, segmentations/, dice.json")
+    if model_dir is None:
+        typer.echo(f"Note: {DEMO_WARNING}")

@@ -12,8 +12,10 @@ from pathlib import Path
 from totalseg.errors import ImageFileError
 from totalseg.image import Image
 from totalseg.io.nifti import (
+    PHANTOM_DESCRIPTION,
     encode_nifti,
     is_nifti_path,
+    is_phantom_file,
     read_header,
     read_image,
     read_label_map,
@@ -24,8 +26,10 @@ from totalseg.io.nifti import (
 )
 
 __all__ = [
+    "PHANTOM_DESCRIPTION",
     "encode_nifti",
     "is_dicom_source",
+    "is_phantom_file",
     "read_any",
     "read_header",
     "read_image",

@@ -6,12 +6,15 @@ interchangeable both ways: its readers understand ours and `parse_label_table` r
 
 from __future__ import annotations
 
+import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from pathlib import Path
 
 from totalseg.errors import InputError
 
-__all__ = ["label_table_xml", "parse_label_table"]
+__all__ = ["label_table_xml", "parse_label_table", "read_class_map_file"]
 
 # The reference tool's 12-colour cycle, chosen by (key - 1) % 12.
 _COLOURS: tuple[tuple[float, float, float], ...] = (
@@ -75,3 +78,31 @@ def parse_label_table(content: bytes, *, source: str = "header extension") -> di
             raise InputError(f"Expected integer label keys in the {source}, got {key!r}.")
         out[int(key)] = (label.text or "").strip()
     return out
+
+
+def read_class_map_file(path: str | os.PathLike[str]) -> dict[int, str]:
+    """A class map from a file: JSON `{"1": "spleen", ...}`, or text lines `ID NAME` /
+    `ID,NAME` (a header line and `#` comments are skipped)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"Expected a class map file (JSON or 'ID,NAME' lines) at '{p}', got {exc!r}; pass "
+            "v1, v2, a task name or a readable file."
+        ) from None
+    pairs: list[tuple[str, str]] = []
+    if text.lstrip().startswith("{"):
+        try:
+            pairs = [(str(k), str(v)) for k, v in json.loads(text).items()]
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise InputError(f"Expected a JSON object {{id: name}} in '{p}', got {exc}.") from None
+    else:
+        for line in text.splitlines():
+            parts = line.replace(",", " ").split()
+            if len(parts) >= 2 and not line.lstrip().startswith("#"):
+                pairs.append((parts[0], parts[1]))
+    out = {int(k): v for k, v in pairs if k.strip().isdigit() and int(k) > 0}
+    if not out:
+        raise InputError(f"Expected 'ID,NAME' entries with ids >= 1 in '{p}', found none.")
+    return dict(sorted(out.items()))

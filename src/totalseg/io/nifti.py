@@ -23,9 +23,13 @@ from totalseg.image import Image, LabelMap
 from totalseg.io.labeltable import label_table_xml, parse_label_table
 
 __all__ = [
+    "PHANTOM_DESCRIPTION",
     "HeaderSource",
     "encode_nifti",
+    "image_from_nifti",
+    "is_nibabel_image",
     "is_nifti_path",
+    "is_phantom_file",
     "read_header",
     "read_image",
     "read_label_map",
@@ -39,6 +43,10 @@ log = logging.getLogger(__name__)
 
 HeaderSource = nib.Nifti1Header | str | os.PathLike[str] | None
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+#: the NIfTI `descrip` of every CT that totalseg's phantom generator writes: how a synthetic
+#: scan is told from a real one (e.g. to warn when the phantom-trained demo model sees real CT)
+PHANTOM_DESCRIPTION = "totalseg synthetic phantom"
 
 
 def is_nifti_path(path: str | os.PathLike[str]) -> bool:
@@ -94,6 +102,30 @@ def _data(img: nib.Nifti1Image, path: str | os.PathLike[str]) -> np.ndarray:
 def read_header(path: str | os.PathLike[str]) -> nib.Nifti1Header:
     """The NIfTI header of a file (no voxel data is read)."""
     return _load(path).header.copy()
+
+
+def is_phantom_file(path: str | os.PathLike[str]) -> bool:
+    """True for a NIfTI file written by totalseg's phantom generator (its `descrip` marker);
+    False for anything else, DICOM series included."""
+    if not is_nifti_path(path) or not Path(path).is_file():
+        return False
+    descrip = bytes(read_header(path)["descrip"].tobytes()).split(b"\0")[0]
+    return descrip.decode("ascii", "replace").startswith(PHANTOM_DESCRIPTION)
+
+
+def is_nibabel_image(obj: object) -> bool:
+    """True for an in-memory nibabel NIfTI image (what the reference tool's API accepts)."""
+    return isinstance(obj, nib.Nifti1Image | nib.Nifti2Image)
+
+
+def image_from_nifti(img: nib.Nifti1Image, *, where: str = "the nibabel image") -> Image:
+    """An Image from an in-memory nibabel NIfTI image (scaling applied, like reading a file)."""
+    data = _data(img, where)
+    if data.dtype.kind not in "iuf":
+        raise InputError(
+            f"Expected integer or floating-point voxels, got dtype {data.dtype} in {where}."
+        )
+    return Image(data, img.affine)
 
 
 def read_image(path: str | os.PathLike[str]) -> Image:
@@ -171,10 +203,18 @@ def _atomic_save(img: nib.Nifti1Image, path: str | os.PathLike[str]) -> Path:
 
 
 def write_image(
-    image: Image, path: str | os.PathLike[str], *, header_from: HeaderSource = None
+    image: Image,
+    path: str | os.PathLike[str],
+    *,
+    header_from: HeaderSource = None,
+    description: str | None = None,
 ) -> Path:
-    """Write an Image atomically, keeping the header of `header_from` (a path or header)."""
-    return _atomic_save(_make_nifti(np.asarray(image.array), image.affine, header_from), path)
+    """Write an Image atomically, keeping the header of `header_from` (a path or header);
+    `description` sets the header's `descrip` (80 bytes at most)."""
+    img = _make_nifti(np.asarray(image.array), image.affine, header_from)
+    if description is not None:
+        img.header["descrip"] = description.encode("ascii")[:80]
+    return _atomic_save(img, path)
 
 
 def _label_dtype(array: np.ndarray) -> np.ndarray:

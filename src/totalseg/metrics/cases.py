@@ -8,7 +8,8 @@ Accepted layouts (the same for predictions and references), one entry per case:
 - `ROOT/<case>/<structure>.nii.gz`: a per-class folder (the reference tool's default output).
 
 `ROOT` may also be one NIfTI file (a single case). The case id is the folder name or the file
-name without its NIfTI suffix; predictions and references are matched by case id.
+name without its NIfTI suffix (and without a `_seg` suffix, which `totalseg segment` adds to the
+multilabel outputs of a batch); predictions and references are matched by case id.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _SUFFIXES = (".nii.gz", ".nii")
+_SEG_SUFFIX = "_seg"
 Kind = Literal["multilabel", "masks"]
 
 
@@ -97,6 +99,8 @@ def discover_cases(
         if p.name.startswith("."):
             continue
         stem = _strip_suffix(p.name)
+        if stem and stem.endswith(_SEG_SUFFIX):  # `segment`'s batch output `<case>_seg.nii.gz`
+            stem = stem[: -len(_SEG_SUFFIX)]
         entry = CaseEntry(stem, p, "multilabel") if stem and p.is_file() else None
         if p.is_dir():
             entry = _folder_entry(p)
@@ -255,18 +259,44 @@ def masks_from_label_map(
     return masks
 
 
+Grid = tuple[tuple[int, int, int], np.ndarray]
+
+
+def reorient_onto(label_map: LabelMap, grid: Grid | None) -> LabelMap:
+    """The label map on `grid` (shape, affine) when it holds the same voxels in another axis
+    order (axes permuted or flipped, e.g. LPS vs LAS; no resampling); otherwise unchanged (the
+    grid check then reports the mismatch)."""
+    from nibabel import orientations
+
+    if grid is None:
+        return label_map
+    shape, affine = grid
+    if label_map.shape == tuple(shape) and np.allclose(label_map.affine, affine, atol=1e-4):
+        return label_map
+    transform = orientations.ornt_transform(
+        orientations.io_orientation(label_map.affine), orientations.io_orientation(affine)
+    )
+    array = orientations.apply_orientation(np.asarray(label_map.array), transform)
+    moved = label_map.affine @ orientations.inv_ornt_aff(transform, label_map.shape)
+    if array.shape != tuple(shape) or not np.allclose(moved, affine, atol=1e-4):
+        return label_map
+    return LabelMap(np.ascontiguousarray(array), moved, label_map.labels)
+
+
 def _load_multilabel(
-    entry: CaseEntry, names: list[str], version: ClassMapVersion, role: str
+    entry: CaseEntry, names: list[str], version: ClassMapVersion, role: str, grid: Grid | None
 ) -> CaseMasks:
     from totalseg.io.nifti import read_label_map
 
-    label_map = read_label_map(entry.path)
+    label_map = reorient_onto(read_label_map(entry.path), grid)
     return masks_from_label_map(
         label_map, names, version=version, source=str(entry.path), role=role
     )
 
 
-def _load_mask_folder(entry: CaseEntry, names: list[str], role: str) -> CaseMasks:
+def _load_mask_folder(
+    entry: CaseEntry, names: list[str], role: str, grid: Grid | None
+) -> CaseMasks:
     from totalseg.io.nifti import read_label_map
 
     files = _mask_files(entry.path)
@@ -278,7 +308,7 @@ def _load_mask_folder(entry: CaseEntry, names: list[str], role: str) -> CaseMask
         )
     masks: CaseMasks | None = None
     for name in names:
-        label_map = read_label_map(files[name], labels={})
+        label_map = reorient_onto(read_label_map(files[name], labels={}), grid)
         if masks is None:
             masks = CaseMasks(str(entry.path), label_map.affine, label_map.shape)
         elif label_map.shape != masks.shape or not np.allclose(
@@ -300,9 +330,15 @@ def _load_mask_folder(entry: CaseEntry, names: list[str], role: str) -> CaseMask
 
 
 def load_case(
-    entry: CaseEntry, names: list[str], *, version: ClassMapVersion, role: str
+    entry: CaseEntry,
+    names: list[str],
+    *,
+    version: ClassMapVersion,
+    role: str,
+    grid: Grid | None = None,
 ) -> CaseMasks:
-    """Load the masks `names` of one case (a multilabel file or a per-class folder)."""
+    """Load the masks `names` of one case (a multilabel file or a per-class folder); with
+    `grid`, masks on the same physical grid in another axis order are reoriented onto it."""
     if entry.kind == "multilabel":
-        return _load_multilabel(entry, names, version, role)
-    return _load_mask_folder(entry, names, role)
+        return _load_multilabel(entry, names, version, role, grid)
+    return _load_mask_folder(entry, names, role, grid)

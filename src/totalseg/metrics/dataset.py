@@ -8,6 +8,7 @@ is a tidy table, one row per (case, structure, metric) with the edge-case status
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -172,7 +173,10 @@ def evaluate_case(
     """All metric rows of one case (top-level and picklable: runs in worker processes)."""
     names = list(structures)
     ref_masks = load_case(ref, names, version=config.ref_class_map, role="reference")
-    pred_masks = load_case(pred, names, version=config.pred_class_map, role="prediction")
+    pred_masks = load_case(
+        pred, names, version=config.pred_class_map, role="prediction",
+        grid=(ref_masks.shape, ref_masks.affine),
+    )  # fmt: skip
     results = evaluate_case_masks(ref_masks, pred_masks, names, config=config, case_id=case_id)
     return [
         (case_id, name, metric, float(value), result.status)
@@ -229,6 +233,10 @@ def evaluate_dataset(
         raise InputError(f"Expected jobs >= 1, got {jobs}.")
     pred = discover_cases(pred_root, role="prediction")
     ref = discover_cases(ref_root, role="reference")
+    if Path(pred_root).is_file() and Path(ref_root).is_file():  # two files: one case, any names
+        (entry,) = pred.values()
+        (case_id,) = ref
+        pred = {case_id: dataclasses.replace(entry, case_id=case_id)}
     if split is not None:
         keep = split_case_ids(ref_root, split)
         ref = {c: e for c, e in ref.items() if c in keep}

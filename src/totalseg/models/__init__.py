@@ -19,9 +19,9 @@ from totalseg.models.plan import (
     read_dataset_json,
     read_plan,
 )
+from totalseg.models.release import download_weights, ensure_model_folder
 from totalseg.models.tasks import TaskSpec, WeightsEntry, get_task, list_tasks, weights_entry
 from totalseg.models.weights import (
-    download_weights,
     find_model_folder,
     import_weights,
     list_installed,
@@ -51,6 +51,7 @@ __all__ = [
     "TaskSpec",
     "WeightsEntry",
     "download_weights",
+    "ensure_model_folder",
     "find_model_folder",
     "get_task",
     "import_weights",

@@ -28,12 +28,13 @@ def sha256_file(path: str | Path) -> str:
 
 
 def fetch_verified(
-    url: str, root: Path, sha: str, *, progress: Progress | None, timeout_s: float
-) -> Path:
+    url: str, root: Path, sha: str | None, *, progress: Progress | None, timeout_s: float
+) -> tuple[Path, str]:
     """Stream `url` to a temp file in `root`, hashing as it goes.
 
-    Returns the temp file once its length (Content-Length) and sha256 match; the caller
-    deletes it after use. On any failure the temp file is removed and DownloadError raised.
+    Returns the temp file and its sha256 once its length (Content-Length) matches and, when
+    `sha` is given, its hash too; the caller deletes the file after use. On any failure the
+    temp file is removed and DownloadError raised: a partial download is never left behind.
     """
     if not url.startswith(("https://", "http://")):
         raise ConfigError(f"Expected an http(s) URL, got {url!r}.")
@@ -58,12 +59,12 @@ def fetch_verified(
                 f"Download of {url} was truncated: expected {total} bytes, got {n_bytes}; "
                 "nothing was installed, retry."
             )
-        if h.hexdigest() != sha:
+        if sha is not None and h.hexdigest() != sha:
             raise DownloadError(
                 f"sha256 mismatch for {url}: expected {sha}, got {h.hexdigest()} "
                 f"({n_bytes} bytes); nothing was installed. Retry, or check the URL and hash."
             )
-        return tmp
+        return tmp, h.hexdigest()
     except DownloadError:
         tmp.unlink(missing_ok=True)
         raise

@@ -2,7 +2,10 @@
 
 Torch-free: `totalseg info tasks` and the weights commands use it.
 
-- `data/tasks.json`: each task names the datasets (model folders) it runs, in merge order.
+- `data/tasks.json`: each task names the datasets (model folders) it runs, in merge order, with
+  the reference tool's semantics: target spacing (one number, [x, y, z], or null = the input's
+  own spacing, nnU-Net resampling to its plan), tile step, folds, and an optional crop (run a
+  low-res task first and crop to the box of some of its structures plus a margin).
 - `data/weights.json`: each dataset id names its installed folder
   (`<home>/weights/<folder>/<model>/`, the reference tool's layout, e.g.
   `Dataset291_TotalSegmentator_part1_organs_1559subj/nnUNetTrainerNoMirroring__nnUNetPlans__3d_fullres`),
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Set
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -26,6 +30,30 @@ WeightsFormat = Literal["nnunet_v2", "nnunet_v1", "bundled"]
 _TASK_KEYS = {
     "description", "class_map", "spacing_mm", "datasets", "trainer", "tile_step", "roi_crop_task"
 }  # fmt: skip
+_OPTIONAL_TASK_KEYS = {"crop", "folds"}
+_CROP_KEYS = {"task", "structures", "margin_mm"}
+
+#: target spacing: isotropic mm, (x, y, z) mm, or None (keep the input's spacing)
+Spacing = float | tuple[float, float, float] | None
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """Crop the input to the box of `structures` found by the low-res `task` (+ `margin_mm` per
+    side) before the task's own model runs (the reference tool's `crop` tasks)."""
+
+    task: str
+    structures: tuple[str, ...]
+    margin_mm: float
+
+    def __post_init__(self) -> None:
+        if not self.structures or self.margin_mm < 0:
+            raise ConfigError(
+                f"Expected crop structures and margin_mm >= 0, got {self.structures} and "
+                f"{self.margin_mm} (crop task {self.task!r})."
+            )
+
+
 _WEIGHTS_KEYS = {"folder", "model", "format", "url", "sha256", "size_bytes"}
 
 
@@ -35,17 +63,22 @@ class TaskSpec:
 
     name: str
     description: str
-    class_map: Literal["v1", "v2"]
-    spacing_mm: float
+    class_map: str  # "v1", "v2", or a class map of anatomy/data/class_maps.json
+    spacing_mm: Spacing
     datasets: tuple[int, ...]
     trainer: str
     tile_step: float
     roi_crop_task: str | None = None  # low-res task whose masks crop the input for roi_subset
+    crop: CropSpec | None = None  # always crop to these structures of a low-res task first
+    folds: tuple[int | str, ...] | None = (0,)  # None: every fold the model folder holds
 
     def __post_init__(self) -> None:
-        if self.class_map not in ("v1", "v2"):
+        from totalseg.anatomy import class_map_names
+
+        if self.class_map not in class_map_names():
             raise ConfigError(
-                f"Expected class_map 'v1' or 'v2', got {self.class_map!r} (task {self.name!r})."
+                f"Expected class_map among {', '.join(class_map_names())}, got "
+                f"{self.class_map!r} (task {self.name!r})."
             )
         if not self.datasets:
             raise ConfigError(f"Task {self.name!r} lists no datasets; add at least one.")
@@ -53,8 +86,22 @@ class TaskSpec:
             raise ConfigError(
                 f"Expected tile_step in (0, 1], got {self.tile_step} (task {self.name!r})."
             )
-        if self.spacing_mm <= 0:
-            raise ConfigError(f"Expected spacing_mm > 0, got {self.spacing_mm} ({self.name!r}).")
+        spacing = self.spacing_mm
+        values = () if spacing is None else spacing if isinstance(spacing, tuple) else (spacing,)
+        if any(not v > 0 for v in values) or len(values) not in (0, 1, 3):
+            raise ConfigError(
+                f"Expected spacing_mm > 0 (one number or x, y, z), got {self.spacing_mm} "
+                f"({self.name!r})."
+            )
+
+    @property
+    def spacing_text(self) -> str:
+        """The target spacing for people: '1.5', '0.75x0.75x1' or 'native'."""
+        if self.spacing_mm is None:
+            return "native"
+        if isinstance(self.spacing_mm, tuple):
+            return "x".join(f"{v:.4g}" for v in self.spacing_mm)
+        return f"{self.spacing_mm:g}"
 
     @property
     def weights(self) -> tuple[WeightsEntry, ...]:
@@ -90,8 +137,10 @@ def _load_json(name: str) -> Any:
         return json.load(f)
 
 
-def _check_keys(entry: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = set(entry) - allowed
+def _check_keys(
+    entry: dict[str, Any], allowed: Set[str], where: str, optional: Set[str] = frozenset()
+) -> None:
+    unknown = set(entry) - allowed - optional
     missing = allowed - set(entry)
     if unknown or missing:
         raise ConfigError(
@@ -105,18 +154,28 @@ def _tasks() -> dict[str, TaskSpec]:
     raw = _load_json("tasks.json")
     out: dict[str, TaskSpec] = {}
     for name, entry in raw.items():
-        _check_keys(entry, _TASK_KEYS, f"tasks.json entry {name!r}")
+        where = f"tasks.json entry {name!r}"
+        _check_keys(entry, _TASK_KEYS, where, _OPTIONAL_TASK_KEYS)
+        crop = entry.get("crop")
+        if crop is not None:
+            _check_keys(crop, _CROP_KEYS, f"{where} (crop)")
+        folds = entry.get("folds", [0])
         out[name] = TaskSpec(
             name=name,
             description=str(entry["description"]),
-            class_map=entry["class_map"],
-            spacing_mm=float(entry["spacing_mm"]),
+            class_map=str(entry["class_map"]),
+            spacing_mm=_spacing(entry["spacing_mm"]),
             datasets=tuple(int(d) for d in entry["datasets"]),
             trainer=str(entry["trainer"]),
             tile_step=float(entry["tile_step"]),
             roi_crop_task=entry["roi_crop_task"],
-        )
-    unknown = {t.roi_crop_task for t in out.values() if t.roi_crop_task} - set(out)
+            crop=None if crop is None else CropSpec(
+                str(crop["task"]), tuple(map(str, crop["structures"])), float(crop["margin_mm"])
+            ),
+            folds=None if folds is None else tuple(folds),
+        )  # fmt: skip
+    named = {t.roi_crop_task for t in out.values() if t.roi_crop_task}
+    unknown = (named | {t.crop.task for t in out.values() if t.crop}) - set(out)
     if unknown:
         raise ConfigError(f"tasks.json names unknown roi_crop_task(s) {sorted(unknown)}.")
     return out
@@ -140,6 +199,15 @@ def _weights() -> dict[int, WeightsEntry]:
             size_bytes=None if entry["size_bytes"] is None else int(entry["size_bytes"]),
         )
     return out
+
+
+def _spacing(value: Any) -> Spacing:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        x, y, z = (float(v) for v in value)
+        return (x, y, z)
+    return float(value)
 
 
 def list_tasks() -> tuple[TaskSpec, ...]:

@@ -4,10 +4,14 @@ Torch-free. Home = `$TOTALSEG_HOME` or `platformdirs.user_data_dir("totalseg")`;
 live at `<home>/weights/<DatasetXXX_name>/<trainer>__<plans>__<configuration>/` (the reference
 tool's layout, so its release zips install unchanged).
 
+Model folders are also found, read-only and in place, in the reference tool's own weights
+folder (`~/.totalsegmentator/nnunet/results`, see `models.external`), and the demo model ships in
+the package. Downloading the official archives (sha256 lock, pins, first-use download) is in
+`models.release`.
+
 Safety: archives are checked before anything is extracted (no absolute names, no `..`, no
 symlinks); extraction and download go to temporary entries inside the weights folder and only
-complete, validated model folders are renamed into place. Downloads are pinned by sha256 and
-length-checked; a failed download leaves neither a temp file nor an installed folder.
+complete, validated model folders are renamed into place.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
-from totalseg.errors import ConfigError, DownloadError, ModelError, WeightsNotFoundError
-from totalseg.models.download import Progress, fetch_verified, sha256_file
+from totalseg.errors import ConfigError, ModelError, WeightsNotFoundError
+from totalseg.models.download import sha256_file
+from totalseg.models.external import totalsegmentator_weights_dir
 from totalseg.models.plan import read_dataset_json
-from totalseg.models.tasks import WeightsEntry, get_task, list_tasks, weights_entry
+from totalseg.models.tasks import WeightsEntry, list_tasks, weights_entry
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +43,20 @@ _CHUNK_BYTES = 1 << 20
 
 __all__ = [
     "InstalledModel",
-    "download_weights",
     "find_model_folder",
     "import_weights",
+    "list_available",
     "list_installed",
     "replace_dir",
+    "resolve_model_dir",
     "sha256_file",
     "weights_dir",
     "weights_home",
 ]
+
+#: where a model folder comes from: totalseg's home, the reference tool's weights folder (used
+#: in place, read-only), or the package itself (the demo model)
+ModelSource = Literal["totalseg", "TotalSegmentator", "shipped"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class InstalledModel:
     path: Path
     folds: tuple[str, ...]
     size_bytes: int
+    source: ModelSource = "totalseg"
 
 
 def weights_home(home: str | Path | None = None) -> Path:
@@ -89,7 +101,31 @@ def _fold_names(path: Path) -> tuple[str, ...]:
 
 def list_installed(home: str | Path | None = None) -> list[InstalledModel]:
     """Every model folder installed in the weights home, by dataset id then name."""
-    root = weights_dir(home)
+    return _list_root(weights_dir(home), "totalseg")
+
+
+def list_available(home: str | Path | None = None) -> list[InstalledModel]:
+    """Every model folder totalseg can run without a download: the models shipped in the
+    package, those in the weights home, and those of a TotalSegmentator install (in place)."""
+    from totalseg.models.tasks import list_weights
+
+    shipped = []
+    for entry in list_weights():
+        if entry.format == "bundled":
+            path = bundled_model_folder(entry)
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shipped.append(
+                InstalledModel(
+                    entry.dataset_id, entry.folder, entry.model, path, _fold_names(path), size,
+                    "shipped",
+                )
+            )  # fmt: skip
+    external = totalsegmentator_weights_dir()
+    theirs = _list_root(external, "TotalSegmentator") if external != weights_dir(home) else []
+    return shipped + list_installed(home) + theirs
+
+
+def _list_root(root: Path, source: ModelSource) -> list[InstalledModel]:
     out = []
     for ds in sorted(root.iterdir()) if root.is_dir() else ():
         match = _DATASET_RE.match(ds.name)
@@ -100,9 +136,10 @@ def list_installed(home: str | Path | None = None) -> list[InstalledModel]:
                 size = sum(f.stat().st_size for f in model.rglob("*") if f.is_file())
                 out.append(
                     InstalledModel(
-                        int(match.group(1)), ds.name, model.name, model, _fold_names(model), size
+                        int(match.group(1)), ds.name, model.name, model, _fold_names(model), size,
+                        source,
                     )
-                )
+                )  # fmt: skip
     return sorted(out, key=lambda m: (m.dataset_id, m.dataset_folder, m.model))
 
 
@@ -147,32 +184,58 @@ def bundled_model_folder(entry: WeightsEntry) -> Path:
 
 
 def find_model_folder(dataset_id: int, *, home: str | Path | None = None) -> Path:
-    """The installed model folder of a dataset id (the official trainer's one if several);
-    models shipped in the package (format `bundled`) need no home folder."""
+    """The installed model folder of a dataset id (the official trainer's one if several):
+    shipped in the package (format `bundled`), else in the weights home, else in the reference
+    tool's weights folder (used in place)."""
     try:
-        entry = weights_entry(dataset_id)
-    except ConfigError:
-        entry = None
-    if entry is not None and entry.format == "bundled":
-        return bundled_model_folder(entry)
-    root = weights_dir(home)
-    candidates = [m for m in list_installed(home) if m.dataset_id == dataset_id and m.folds]
-    if not candidates:
-        raise WeightsNotFoundError(_missing_message(dataset_id, root))
-    try:
-        official = weights_entry(dataset_id)
+        official: WeightsEntry | None = weights_entry(dataset_id)
     except ConfigError:
         official = None
-    for m in candidates:
-        if official and (m.dataset_folder, m.model) == (official.folder, official.model):
-            return m.path
-    if len(candidates) == 1:
-        return candidates[0].path
-    raise WeightsNotFoundError(
-        f"Expected one model folder for dataset {dataset_id} in '{root}', got "
-        f"{[str(PurePosixPath(m.dataset_folder) / m.model) for m in candidates]}; pass the one "
-        "you want with --model-dir."
+    if official is not None and official.format == "bundled":
+        return bundled_model_folder(official)
+    root = weights_dir(home)
+    external = totalsegmentator_weights_dir()
+    places: tuple[tuple[Path, ModelSource], ...] = (
+        (root, "totalseg"),
+        (external, "TotalSegmentator"),
     )
+    for place, source in places:
+        candidates = [m for m in _list_root(place, source) if m.dataset_id == dataset_id]
+        usable = [m for m in candidates if m.folds]
+        for m in usable:
+            if official and (m.dataset_folder, m.model) == (official.folder, official.model):
+                return m.path
+        if len(usable) == 1:
+            return usable[0].path
+        if len(usable) > 1:
+            raise WeightsNotFoundError(
+                f"Expected one model folder for dataset {dataset_id} in '{place}', got "
+                f"{[str(PurePosixPath(m.dataset_folder) / m.model) for m in usable]}; pass the "
+                "one you want with --model-dir."
+            )
+        if candidates:
+            log.warning("ignoring %s: no fold_N/checkpoint_final.pth inside", candidates[0].path)
+    detail = f" nor in TotalSegmentator's '{external}'" if external != root else ""
+    raise WeightsNotFoundError(_missing_message(dataset_id, root, detail))
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model folder given by the user: the folder itself when it holds plans.json, else the
+    single `<trainer>__<plans>__<config>` folder inside it (as the reference tool finds the
+    trainer folder inside a `DatasetXXX_name` folder)."""
+    path = Path(path)
+    if (path / "plans.json").is_file() or not path.is_dir():
+        return path
+    inside = sorted(p for p in path.iterdir() if p.is_dir() and (p / "plans.json").is_file())
+    if len(inside) == 1:
+        log.info("using the model folder %s inside %s", inside[0].name, path)
+        return inside[0]
+    if len(inside) > 1:
+        raise ModelError(
+            f"Expected one model folder (with plans.json) inside '{path}', got "
+            f"{[p.name for p in inside]}; pass the one you want with --model-dir."
+        )
+    return path
 
 
 def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
@@ -272,7 +335,9 @@ def replace_dir(new: Path, dest: Path) -> None:
         if old is not None:
             old.rename(dest)
         raise
-    if old is not None:
+    if old is not None and old.is_symlink():  # a linked install: drop the link, not its target
+        old.unlink()
+    elif old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -308,17 +373,22 @@ def import_weights(
     home: str | Path | None = None,
     overwrite: bool = False,
     expect: PurePosixPath | None = None,
+    link: bool = False,
 ) -> list[Path]:
     """Install model folders from a release zip or a directory; returns the installed folders.
 
     The source must contain `DatasetXXX_name/<trainer>__<plans>__<config>/` folders (at any
-    depth) with dataset.json, plans.json and fold_N/checkpoint_final.pth.
+    depth) with dataset.json, plans.json and fold_N/checkpoint_final.pth. With `link`, a
+    directory's model folders are checked the same way and linked (symlinks), not copied: for
+    weights that stay where another tool installed them.
     """
     source = Path(source)
     if not source.exists():
         raise WeightsNotFoundError(f"Expected a weights zip or folder at '{source}', got nothing.")
     root = weights_dir(home)
     root.mkdir(parents=True, exist_ok=True)
+    if link:
+        return _link_tree(source, root, overwrite=overwrite)
     tree = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
     try:
         if source.is_dir():
@@ -334,71 +404,24 @@ def import_weights(
         shutil.rmtree(tree, ignore_errors=True)
 
 
-def _entries(task: str) -> list[WeightsEntry]:
-    if task.isdigit():
-        return [weights_entry(int(task))]
-    return [weights_entry(d) for d in get_task(task).datasets]
-
-
-def download_weights(
-    task: str,
-    *,
-    home: str | Path | None = None,
-    expected_sha256: str | None = None,
-    url: str | None = None,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-    timeout_s: float = 60.0,
-) -> list[Path]:
-    """Download and install the weights of a task (or one dataset id such as "291").
-
-    Every archive is verified against its pinned sha256 (`expected_sha256` overrides the pin
-    and is required where the pin is unknown) and its Content-Length before it is imported.
-    Already installed folders are kept unless `overwrite`.
-    """
-    entries = _entries(task)
-    if (expected_sha256 or url) and len(entries) != 1:
-        ids = ", ".join(str(e.dataset_id) for e in entries)
-        raise ConfigError(
-            f"--sha256/--url apply to one archive, but task {task!r} has {len(entries)} "
-            f"({ids}); download them one at a time by dataset id."
-        )
-    root = weights_dir(home)
+def _link_tree(source: Path, root: Path, *, overwrite: bool) -> list[Path]:
+    if not source.is_dir():
+        raise ModelError(f"Expected a folder to link model folders from, got '{source}'.")
     out = []
-    for entry in entries:
-        if entry.format == "bundled":  # shipped in the package: nothing to download
-            out.append(bundled_model_folder(entry))
-            continue
-        target = root / entry.relpath
-        if target.is_dir() and not overwrite:
-            log.info("already installed: %s", target)
-            out.append(target)
-            continue
-        if entry.format != "nnunet_v2":
+    rels = _find_model_folders(source, source)
+    for rel in rels:
+        _validate_model_folder(source / rel, rel)
+    for rel in rels:
+        model = (source / rel).resolve()
+        dest = root / model.parent.name / model.name
+        if dest.exists() and not overwrite:
             raise ModelError(
-                f"Dataset {entry.dataset_id} ({entry.folder}) is an nnU-Net v1 model; v1 model "
-                "folders are not supported yet."
+                f"'{dest}' is already installed; pass --force (overwrite=True) to replace it."
             )
-        sha = _check_sha(expected_sha256 or entry.sha256, entry)
-        root.mkdir(parents=True, exist_ok=True)
-        archive = fetch_verified(
-            url or entry.url, root, sha, progress=progress, timeout_s=timeout_s
-        )
-        try:
-            out += import_weights(archive, home=home, overwrite=overwrite, expect=entry.relpath)
-        finally:
-            archive.unlink(missing_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".link-{uuid.uuid4().hex[:8]}"
+        tmp.symlink_to(model, target_is_directory=True)
+        replace_dir(tmp, dest)
+        log.info("linked %s -> %s", dest, model)
+        out.append(dest)
     return out
-
-
-def _check_sha(sha: str | None, entry: WeightsEntry) -> str:
-    if sha is None:
-        raise DownloadError(
-            f"The sha256 of {entry.folder}.zip is not pinned in this totalseg version, so the "
-            "download cannot be verified; pass --sha256 HEX with the hash you trust, or "
-            f"download {entry.url} yourself and run `totalseg weights import ZIP`."
-        )
-    sha = sha.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{64}", sha):
-        raise ConfigError(f"Expected a sha256 of 64 hex digits, got {sha!r}.")
-    return sha

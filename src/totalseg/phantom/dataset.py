@@ -122,7 +122,12 @@ def meta_row(image_id: str, params: SubjectParams, split: str) -> dict[str, Any]
 def _write_subject(
     out_dir: Path, image_id: str, params: SubjectParams, options: DatasetOptions
 ) -> None:
-    from totalseg.io.nifti import write_image, write_label_map, write_mask_folder
+    from totalseg.io.nifti import (
+        PHANTOM_DESCRIPTION,
+        write_image,
+        write_label_map,
+        write_mask_folder,
+    )
     from totalseg.phantom.generate import generate_subject
 
     final = out_dir / image_id
@@ -131,7 +136,7 @@ def _write_subject(
     phantom = generate_subject(params, effects=options.effects)
     tmp = Path(tempfile.mkdtemp(prefix=f".{image_id}.", dir=out_dir))
     try:
-        write_image(phantom.image, tmp / "ct.nii.gz")
+        write_image(phantom.image, tmp / "ct.nii.gz", description=PHANTOM_DESCRIPTION)
         label_map = phantom.label_map(options.class_map)  # type: ignore[arg-type]
         write_mask_folder(label_map, tmp / "segmentations")
         if options.multilabel:

@@ -7,6 +7,7 @@ result has the input's shape and affine exactly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +36,18 @@ class ModelGrid:
 
 
 def to_model_grid(
-    image: Image, spacing_mm: float, *, order: int = 1, truncate_to_int32: bool = True
+    image: Image,
+    spacing_mm: float | Sequence[float] | None,
+    *,
+    order: int = 1,
+    truncate_to_int32: bool = True,
 ) -> tuple[Image, ModelGrid]:
-    """Closest canonical RAS, then the reference tool's zoom to `spacing_mm` (see resample)."""
+    """Closest canonical RAS, then the reference tool's zoom to `spacing_mm` (see resample);
+    `spacing_mm=None` keeps the input's spacing (tasks that let nnU-Net resample)."""
     canonical, reorientation = to_canonical(image)
+    if spacing_mm is None:
+        kept = SpacingChange(canonical.shape, canonical.affine.copy(), (1.0, 1.0, 1.0), False)
+        return canonical, ModelGrid(reorientation, kept)
     resampled, change = zoom_to_spacing(
         canonical, spacing_mm, order=order, truncate_to_int32=truncate_to_int32
     )

@@ -74,7 +74,7 @@ def structure_figure(
         ax_scatter.plot(xs, intercept + slope * xs, color="#d32f2f", linewidth=2)
     ax_scatter.set_xlabel("Age (years)")
     ax_scatter.set_ylabel(UNITS.get(measure, measure))
-    ax_scatter.set_title(f"{structure}: r_s = {r_s:.2f}, {_p_text(p)}", fontsize=10)
+    ax_scatter.set_title(f"{structure}: r_s = {r_s:.2f}, {_p_text(p)} (uncorrected)", fontsize=10)
     order = sorted(rows["quartile"].dropna().unique())
     groups = [values[(rows["quartile"] == q).to_numpy()] for q in order]
     ranges = {

@@ -226,8 +226,13 @@ def _measure_section(result: AnalysisResult, figures: dict[str, bytes], measure:
         f"<p>{len(sig)} significant correlations (Spearman, Bonferroni-corrected P &lt; "
         f"{result.config.alpha:g}) of {int(sp['p'].notna().sum())} tested"
         f"{' (all strata)' if result.config.by_sex else ''}; figures of the strongest "
-        "trends follow (scatter with least-squares line; box plots per age quartile).</p>",
-        _table_html(sig),
+        "trends follow (scatter with least-squares line; box plots per age quartile). "
+        "The table lists only correlations significant after Bonferroni correction "
+        "(p_bonferroni); figure titles give each structure's uncorrected P, so a figure can "
+        "show P &lt; .001 for a trend that is not significant here.</p>",
+        _table_html(sig)
+        if len(sig)
+        else "<p><em>No correlation is significant after Bonferroni correction.</em></p>",
     ]
     for name, png in figures.items():
         if name.startswith(f"{measure}_"):

@@ -100,6 +100,9 @@ def run_study(
         else read_manifest(cohort, seg_column=seg_column)
     )
     factory = _factory(config, segmenter_factory)
+    prepare = getattr(factory, "prepare", None)
+    if prepare is not None:  # unusable task or missing weights: stop before any scan
+        prepare()
     with ResultStore(out_dir) as store:
         store.check_settings(_settings(config, factory))
         done = store.finished_ids(retry_failed=config.retry_failed)
@@ -198,7 +201,7 @@ def _result_of(future: Any, spec: ScanSpec) -> ScanResult:
     try:
         result = future.result()
     except KilledWorker as exc:
-        log.error("scan %s killed its workers: %s", spec.scan_id, exc)
+        log.info("scan %s killed its workers: %s", spec.scan_id, exc)
         return ScanResult(
             scan_id=spec.scan_id,
             status="failed",
@@ -206,7 +209,7 @@ def _result_of(future: Any, spec: ScanSpec) -> ScanResult:
             retryable=True,
         )
     except Exception as exc:  # e.g. a result that cannot be deserialised: recorded, run goes on
-        log.error("scan %s: %s: %s", spec.scan_id, type(exc).__name__, exc)
+        log.info("scan %s: %s: %s", spec.scan_id, type(exc).__name__, exc)
         return ScanResult(
             scan_id=spec.scan_id,
             status="failed",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from totalseg.errors import ConfigError, InputError
+from totalseg.errors import ConfigError, InputError, ModelError
 from totalseg.image import Image, LabelMap
 from totalseg.study.manifest import ScanSpec
 from totalseg.study.store import ScanResult
@@ -38,6 +38,30 @@ class PipelineSegmenterFactory:
     task: str = "total-fast"
     device: str = "auto"
     model_dir: str | None = None
+
+    def prepare(self) -> None:
+        """Fail fast, in the client before any scan or worker: the task exists and the weights
+        of it (and of its crop task) are installed; missing official weights are downloaded
+        here, once, unless TOTALSEG_OFFLINE is set."""
+        from totalseg.models.release import ensure_model_folder
+        from totalseg.models.tasks import get_task
+        from totalseg.models.weights import resolve_model_dir
+
+        if self.model_dir is not None:
+            folder = resolve_model_dir(self.model_dir)
+            if not (folder / "plans.json").is_file():
+                raise ModelError(
+                    f"Expected an nnU-Net model folder with plans.json at '{self.model_dir}', "
+                    "found none; pass a trained model folder with --model-dir."
+                )
+            return
+        todo = [self.task]
+        while todo:
+            spec = get_task(todo.pop())
+            for dataset_id in spec.datasets:
+                ensure_model_folder(dataset_id)
+            if spec.crop is not None:
+                todo.append(spec.crop.task)
 
     def __call__(self) -> Segment:
         from totalseg.pipeline import Segmenter
@@ -86,7 +110,8 @@ def process_scan(
     try:
         table, grid = _measure(spec, segmenter_factory, border_voxels, timings)
     except Exception as exc:  # recorded with its reason; the run goes on
-        log.warning("scan %s failed: %s: %s", spec.scan_id, type(exc).__name__, exc)
+        # reported once, by the caller's progress (the CLI prints it); logged for -v only
+        log.info("scan %s failed: %s: %s", spec.scan_id, type(exc).__name__, exc)
         timings["elapsed_s"] = time.perf_counter() - start
         return ScanResult(
             scan_id=spec.scan_id,
