@@ -38,7 +38,7 @@ def test_views_are_radiological_for_any_axis_order(codes: str) -> None:
     image, labels = _case(codes)
     (_, _, coronal, _), (_, _, sagittal, _), (_, _, axial, _) = _views(image, labels)
     for view in (coronal, sagittal, axial):
-        rows, cols = np.nonzero(view == 5)
+        rows = np.nonzero(view == 5)[0]
         assert rows.size and rows.max() < view.shape[0] / 2  # superior / anterior at the top
     # the patient's right on the left (coronal, axial); anterior on the left (sagittal)
     assert np.nonzero(coronal == 5)[1].max() < coronal.shape[1] / 2

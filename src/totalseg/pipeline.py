@@ -42,7 +42,7 @@ from totalseg.options import SegmentOptions
 from totalseg.postprocess.blobs import remove_small_blobs
 from totalseg.postprocess.merge import empty_merge, keep_labels, merge_into
 from totalseg.postprocess.restore import restore_labels, to_model_grid
-from totalseg.preprocess.body import body_box, body_mask
+from totalseg.preprocess.body import crop_to_body
 from totalseg.preprocess.crop import CropBox, box_of_mask
 from totalseg.preprocess.orientation import restore, to_canonical
 
@@ -301,16 +301,13 @@ class Segmenter:
         """`_run` on the box of the body (`body_seg`), pasted back into zeros."""
         if not self.options.body_seg or self._cropper is not None:
             return self._run(image)
-        data = np.asarray(image.array)
-        box = body_box(body_mask(data, image.spacing_mm))
-        out = np.zeros(image.shape, dtype=np.uint8)
-        if box is None:
+        cropped = crop_to_body(image)
+        if cropped is None:
             log.info("body_seg: no voxel above -500 HU, an empty result")
-            return out
+            return np.zeros(image.shape, dtype=np.uint8)
+        body, box = cropped
         log.info("body_seg: the body box is %s", [(s.start, s.stop) for s in box])
-        affine = image.affine.copy()
-        affine[:3, 3] = (image.affine @ np.array([*(s.start for s in box), 1.0]))[:3]
-        labels = self._run(Image(np.ascontiguousarray(data[box]), affine))
+        labels = self._run(body)
         out = np.zeros(image.shape, dtype=labels.dtype)
         out[box] = labels
         return out

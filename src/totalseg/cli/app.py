@@ -144,7 +144,9 @@ def _root(
 
 def _register() -> None:
     from totalseg.cli import (
+        combine,
         convert,
+        crop,
         evaluate,
         info,
         phantom,
@@ -159,6 +161,8 @@ def _register() -> None:
     app.command("segment")(segment.segment_command)
     app.command("convert")(convert.convert_command)
     app.command("stats")(stats.stats)
+    app.command("combine")(combine.combine_command)
+    app.command("crop-to-body")(crop.crop_to_body_command)
     app.command("view")(view.view_command)
     evaluate.register(app)
     train.register(app)
