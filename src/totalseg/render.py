@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from totalseg.errors import InputError
+from totalseg.errors import InputError, MissingDependencyError
 from totalseg.image import Image, LabelMap
 from totalseg.preprocess.orientation import to_canonical
 
@@ -97,8 +97,14 @@ def _legend_entries(labels: LabelMap) -> tuple[list[tuple[int, str]], int]:
 
 def render_preview(image: Image, labels: LabelMap, *, title: str = "") -> bytes:
     """The PNG bytes of the preview of `labels` (on the grid of `image`)."""
-    from matplotlib.figure import Figure  # no pyplot: rendered by Agg, no display, no global
-    from matplotlib.patches import Patch
+    try:
+        from matplotlib.figure import Figure  # no pyplot: rendered by Agg, no display, no global
+        from matplotlib.patches import Patch
+    except ImportError:
+        raise MissingDependencyError(
+            "Expected matplotlib for the preview, got none installed; install it with: "
+            "pip install 'totalseg[preview]'."
+        ) from None
 
     image.check_same_grid(labels)
     if image.array.ndim != 3:
