@@ -53,7 +53,7 @@ def segment_command(
     # the reference tool's everyday options (issue 12), with its meaning
     fast: bool = typer.Option(False, "--fast", "-f", help="The 3 mm model: --task total-fast."),
     fastest: bool = typer.Option(
-        False, "--fastest", "--ff", help="The 6 mm model: --task total-fastest."
+        False, "--fastest", "-ff", help="The 6 mm model: --task total-fastest."
     ),
     statistics: bool = typer.Option(
         False,
