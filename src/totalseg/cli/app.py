@@ -104,6 +104,11 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def quiet() -> bool:
+    """True under -q: commands then draw no progress bar (errors only on stderr)."""
+    return logging.getLogger("totalseg").getEffectiveLevel() >= logging.ERROR
+
+
 def setup_logging(level: str | None) -> None:
     """One logging setup for every command: totalseg's own loggers at WARNING (ERROR with -q,
     INFO with -v, DEBUG with --debug) on stderr; third-party libraries at WARNING unless

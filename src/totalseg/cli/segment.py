@@ -5,7 +5,6 @@ Heavy imports (torch, the pipeline) happen inside the command so `totalseg --hel
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -130,7 +129,9 @@ def segment_command(
         skip_saving=skip_saving, report=report,
     )  # fmt: skip
     sources = [*inputs, *(more_inputs or [])]
-    if logging.getLogger("totalseg").getEffectiveLevel() >= logging.ERROR:  # -q: silence
+    from totalseg.cli.app import quiet
+
+    if quiet():  # -q: no progress bar, no result lines
         run_segment(sources, output, options)
         return
     with _ProgressBar() as bar:
