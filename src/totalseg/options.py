@@ -164,6 +164,14 @@ class SegmentOptions:
         check_names(changes)
         return dataclasses.replace(self, **changes)
 
+    def for_crop_model(self) -> SegmentOptions:
+        """The options of a low-res crop model: this run's device and weights, none of its
+        roi, folds, speed alias or postprocessing and output choices."""
+        return self.replace(
+            roi_subset=None, folds=None, fast=False, fastest=False, body_seg=False,
+            remove_small_blobs_mm3=None, v1_order=False, save_lowres=False,
+        )  # fmt: skip
+
     @classmethod
     def from_fields(cls, values: Mapping[str, Any]) -> SegmentOptions:
         """Build from keyword values (e.g. `segment(ct, **values)`), refusing unknown names."""

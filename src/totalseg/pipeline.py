@@ -173,7 +173,7 @@ class Segmenter:
             crop_task = None
         if crop_task is not None:  # the crop task's own crop (if any) applies; the roi does not
             self._cropper = Segmenter(
-                crop_task, options=_crop_options(opts), progress=progress,
+                crop_task, options=opts.for_crop_model(), progress=progress,
                 download_reporter=download_reporter,
             )  # fmt: skip
         if self._cropper is not None:
@@ -409,15 +409,6 @@ def _preprocessing_key(plan: Any) -> tuple[Any, ...]:
         plan.transpose_forward, plan.spacing_mm, plan.normalization_schemes,
         plan.use_mask_for_norm, plan.intensity_properties, plan.resampling_data.fn_name,
         tuple(sorted((k, repr(v)) for k, v in plan.resampling_data.kwargs.items())),
-    )  # fmt: skip
-
-
-def _crop_options(opts: SegmentOptions) -> SegmentOptions:
-    """The options of the low-res crop model: the run's device and weights, none of its
-    roi, speed alias or output choices."""
-    return opts.replace(
-        roi_subset=None, folds=None, fast=False, fastest=False, body_seg=False,
-        remove_small_blobs_mm3=None, v1_order=False, save_lowres=False,
     )  # fmt: skip
 
 

@@ -259,3 +259,15 @@ def test_quiet_hides_the_progress_bar_and_verbose_logs(home, ct_path, tmp_path, 
     assert _segment(ct_path, tmp_path / "v.nii.gz", "--ml", "-v") == 0
     assert "structures found" in capsys.readouterr().err
     logging.getLogger("totalseg").setLevel(logging.WARNING)
+
+
+def test_options_do_not_leak_into_the_crop_model(home, ct_path, tmp_path) -> None:
+    """--fast with a roi crop: the 6 mm crop model runs without --fast, --v1-order, ..."""
+    out = tmp_path / "seg.nii.gz"
+    rc = main(["segment", "-i", str(ct_path), "-o", str(out), "--ml", "--fast", "--device",
+               "cpu", "--roi-subset", "liver,spleen", "--v1-order", "--remove-small-blobs",
+               "10"])  # fmt: skip
+    assert rc == 0
+    v1 = {n: i for i, n in class_map("v1").items()}
+    assert dict(read_label_map(out).labels) == {v1["spleen"]: "spleen", v1["liver"]: "liver"}
+    assert SegmentOptions(fast=True, v1_order=True).for_crop_model().v1_order is False
