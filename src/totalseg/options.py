@@ -19,7 +19,10 @@ from typing import Any
 
 from totalseg.errors import ConfigError
 
-__all__ = ["SegmentOptions", "option_names"]
+__all__ = ["DEFAULT_MIN_BLOB_MM3", "SegmentOptions", "option_names", "speed_task"]
+
+#: the reference tool's threshold when `--remove_small_blobs` is given without a value
+DEFAULT_MIN_BLOB_MM3 = 200.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,22 @@ class SegmentOptions:
         series_uid: the DICOM SeriesInstanceUID to read when a folder holds several series.
     Outputs (interpreted by `run`)
         multilabel: one label file with a label table instead of a mask per structure.
+    The reference tool's everyday options (its `--fast`, `--statistics`, ... with its meaning)
+        fast, fastest: aliases of the task's 3 mm / 6 mm variant (`total` -> `total-fast` /
+        `total-fastest`; `total_mr` -> `total_mr-fast`); refused with another task.
+        body_seg: crop to the body (found from intensities, `preprocess.body`) before the model;
+        the result is still on the full input grid (ignored where a roi/task crop applies).
+        remove_small_blobs_mm3: per structure, drop connected components of at most this
+        volume, on the model grid before upsampling (the reference's default value: 200).
+        v1_order: label ids of the paper's 104-class v1 map (v2-only structures dropped).
+        save_lowres: keep the result on the model grid (canonical RAS at the task spacing)
+        instead of resampling it to the input grid (named tasks without a crop only).
+        (interpreted by `run`) statistics: write the reference's `statistics.json` and the
+        richer `statistics.csv` beside the output; stats_include_incomplete: report structures
+        that touch the image border too (the reference's `-sii`; default: 0.0 for those).
+        preview: write `preview_<task>.png` (three planes with the labels and a legend).
+        skip_saving: write no segmentation files (with statistics or preview).
+        report: write a JSON run manifest to this path (versions, device, options, timings).
     """
 
     # what to run
@@ -77,6 +96,18 @@ class SegmentOptions:
     series_uid: str | None = None
     # outputs
     multilabel: bool = False
+    # the reference tool's everyday options (issue 12): speed aliases, postprocessing, extras
+    fast: bool = False
+    fastest: bool = False
+    body_seg: bool = False
+    remove_small_blobs_mm3: float | None = None
+    v1_order: bool = False
+    save_lowres: bool = False
+    statistics: bool = False
+    stats_include_incomplete: bool = False
+    preview: bool = False
+    skip_saving: bool = False
+    report: Path | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # normalise sequences and paths once, on creation
@@ -109,17 +140,69 @@ class SegmentOptions:
             raise ConfigError(f"Expected a resampling order in 0..5, got {self.resampling_order}.")
         if not self.roi_crop_margin_mm >= 0:
             raise ConfigError(f"Expected roi_crop_margin_mm >= 0, got {self.roi_crop_margin_mm}.")
+        self._check_everyday_options()
+
+    def _check_everyday_options(self) -> None:
+        """The reference tool's everyday options: resolve --fast/--fastest, refuse nonsense."""
+        set_ = object.__setattr__
+        if self.report is not None:
+            set_(self, "report", Path(self.report))
+        if self.fast or self.fastest:
+            set_(self, "task", speed_task(self.task, fast=self.fast, fastest=self.fastest,
+                                          model_dir=self.model_dir))  # fmt: skip
+        blobs = self.remove_small_blobs_mm3
+        if blobs is not None and not float(blobs) >= 0:
+            raise ConfigError(f"Expected remove_small_blobs_mm3 >= 0, got {blobs}.")
+        if self.stats_include_incomplete and not self.statistics:
+            raise ConfigError(
+                "Expected statistics=True with stats_include_incomplete, got statistics off; "
+                "add --statistics."
+            )
 
     def replace(self, **changes: Any) -> SegmentOptions:
         """A copy with some fields changed; unknown names are refused with a suggestion."""
         check_names(changes)
         return dataclasses.replace(self, **changes)
 
+    def for_crop_model(self) -> SegmentOptions:
+        """The options of a low-res crop model: this run's device and weights, none of its
+        roi, folds, speed alias or postprocessing and output choices."""
+        return self.replace(
+            roi_subset=None, folds=None, fast=False, fastest=False, body_seg=False,
+            remove_small_blobs_mm3=None, v1_order=False, save_lowres=False,
+        )  # fmt: skip
+
     @classmethod
     def from_fields(cls, values: Mapping[str, Any]) -> SegmentOptions:
         """Build from keyword values (e.g. `segment(ct, **values)`), refusing unknown names."""
         check_names(values)
         return cls(**values)
+
+
+def speed_task(task: str, *, fast: bool, fastest: bool, model_dir: Path | None = None) -> str:
+    """The task that `--fast` / `--fastest` stand for: `<base>-fast` / `<base>-fastest` of the
+    given task (which may already be that variant); anything else is a contradiction."""
+    from totalseg.models.tasks import list_tasks
+
+    flag = "--fastest" if fastest else "--fast"
+    if fast and fastest:
+        raise ConfigError("Expected one of --fast and --fastest, got both; pick one.")
+    if model_dir is not None:
+        raise ConfigError(f"Expected a named task with {flag}, got a model folder; drop {flag}.")
+    base = task.removesuffix("-fastest").removesuffix("-fast")
+    wanted = f"{base}{flag[1:]}"
+    known = {t.name for t in list_tasks()}
+    if wanted not in known:
+        raise ConfigError(
+            f"Expected a task with a {flag[2:]} variant with {flag}, got --task {task} (there is "
+            f"no {wanted!r}); drop {flag} or use e.g. --task total."
+        )
+    if task not in (base, wanted):
+        raise ConfigError(
+            f"Expected {flag} to agree with --task, got --task {task} which contradicts it "
+            f"({flag} means --task {wanted}); drop one of them."
+        )
+    return wanted
 
 
 def option_names() -> list[str]:

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from totalseg.anatomy import class_map, part_maps, resolve_names
-from totalseg.errors import InputError, UnknownStructureError
+from totalseg.anatomy import class_map, part_maps, relabel, resolve_names
+from totalseg.errors import ConfigError, InputError, UnknownStructureError
 from totalseg.image import Image, LabelMap
 from totalseg.inference.nnunet import (
     export_labels,
@@ -39,8 +39,10 @@ from totalseg.inference.nnunet import (
     to_array_order,
 )
 from totalseg.options import SegmentOptions
+from totalseg.postprocess.blobs import remove_small_blobs
 from totalseg.postprocess.merge import empty_merge, keep_labels, merge_into
 from totalseg.postprocess.restore import restore_labels, to_model_grid
+from totalseg.preprocess.body import crop_to_body
 from totalseg.preprocess.crop import CropBox, box_of_mask
 from totalseg.preprocess.orientation import restore, to_canonical
 
@@ -132,6 +134,8 @@ class Segmenter:
         self.model_dir = opts.model_dir
         self.task = None if self.model_dir is not None else _get_task(opts.task)
         folders = self._folders(opts.roi_subset)
+        #: (dataset id or None, model folder) of every part run, in order (for run reports)
+        self.model_folders = list(folders)
         default_step = 0.5 if self.task is None else self.task.tile_step
         inference = InferenceOptions(
             device=opts.device,
@@ -154,9 +158,11 @@ class Segmenter:
                     self._local_labels(dataset_id, model),
                 )
             )
-        self.labels = self._output_labels(opts.roi_subset)
+        self._labels = self._output_labels(opts.roi_subset)  # ids of the task's class map
+        #: {id: name} of the result (v1 ids with `v1_order`)
+        self.labels = self._v1_labels() if opts.v1_order else dict(self._labels)
         self._cropper: Segmenter | None = None
-        self._crop_names: tuple[str, ...] = tuple(self.labels.values())
+        self._crop_names: tuple[str, ...] = tuple(self._labels.values())
         self._crop_margin_mm = opts.roi_crop_margin_mm
         crop_task = None if self.task is None else self.task.roi_crop_task
         task_crop = None if self.task is None else self.task.crop
@@ -167,9 +173,14 @@ class Segmenter:
             crop_task = None
         if crop_task is not None:  # the crop task's own crop (if any) applies; the roi does not
             self._cropper = Segmenter(
-                crop_task, options=opts.replace(roi_subset=None, folds=None),
-                progress=progress, download_reporter=download_reporter,
+                crop_task, options=opts.for_crop_model(), progress=progress,
+                download_reporter=download_reporter,
             )  # fmt: skip
+        if self._cropper is not None:
+            self.model_folders = self._cropper.model_folders + self.model_folders
+        self._check_output_grid()
+        if opts.body_seg and self._cropper is not None:
+            log.info("body_seg ignored: the input is cropped to %s already", crop_task)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -206,6 +217,50 @@ class Segmenter:
         # a single-model task: the model's labels are the global ids themselves
         return {i: n for i, n in class_map(self.task.class_map).items() if i < model.n_out}
 
+    def _v1_labels(self) -> dict[int, str]:
+        """The result's labels in the paper's v1 ids (structures v1 lacks are dropped)."""
+        if self.task is None or self.task.class_map not in ("v1", "v2"):
+            where = "a model folder" if self.task is None else f"task {self.task.name!r}"
+            raise ConfigError(
+                f"Expected a task of the total class maps (v1/v2) with v1_order, got {where}; "
+                "drop --v1-order."
+            )
+        names = set(self._labels.values())
+        return {i: n for i, n in class_map("v1").items() if n in names}
+
+    def _check_output_grid(self) -> None:
+        """`save_lowres` needs a named task with a spacing and no crop (as the reference)."""
+        opts = self.options
+        if not opts.save_lowres:
+            return
+        crop = self._cropper is not None or opts.body_seg
+        if self.task is None or self.task.spacing_mm is None or crop:
+            why = (
+                "a model folder" if self.task is None
+                else "a crop (roi_subset, the task's crop or body_seg)" if crop
+                else f"task {self.task.name!r}, which runs at the input's own spacing"
+            )  # fmt: skip
+            raise ConfigError(
+                f"Expected a named task with a fixed spacing and no crop with save_lowres, got "
+                f"{why}; drop --save-lowres or the crop."
+            )
+
+    @property
+    def device(self) -> str:
+        """The torch device the models run on, e.g. 'cpu' or 'cuda:0'."""
+        return str(self.parts[0].predictor.device)
+
+    def output_image(self, image: Image) -> Image:
+        """`image` on the grid of this segmenter's results: itself, or with `save_lowres` the
+        model grid (for statistics and previews of a low-res result)."""
+        if not self.options.save_lowres or self.task is None:
+            return image
+        model_image, _ = to_model_grid(
+            image, self.task.spacing_mm, order=self.options.resampling_order,
+            truncate_to_int32=False,
+        )  # fmt: skip
+        return model_image
+
     def _output_labels(self, roi_subset: Sequence[str] | None) -> dict[int, str]:
         if self.task is not None:
             labels = class_map(self.task.class_map)
@@ -224,22 +279,52 @@ class Segmenter:
         """Segment one case; the result is on the exact input grid with `labels` = {id: name}."""
         image, where = _read(image_or_path, series_uid=self.options.series_uid)
         check_finite(image, where=where)
-        if self.task is None:
-            array = self._run_nnunet(image)
-        elif self._cropper is not None:
-            array = self._run_cropped(image, self._cropper)
+        if self.options.save_lowres:
+            result = self._run_task(image, lowres=True)
+            array, affine = np.asarray(result.array), result.affine
         else:
-            array = self._run_task(image)
-        if len(self.labels) < len(self._all_labels()):
-            array = keep_labels(array, list(self.labels))
-        return LabelMap(array, image.affine, self.labels)
+            array, affine = self._run_on_body(image), image.affine
+        if len(self._labels) < len(self._all_labels()):
+            array = keep_labels(array, list(self._labels))
+        if self.options.v1_order:
+            array = relabel(array, self._labels, self.labels).astype(np.uint8)
+        return LabelMap(array, affine, self.labels)
+
+    def _run(self, image: Image) -> np.ndarray:
+        if self.task is None:
+            return self._run_nnunet(image)
+        if self._cropper is not None:
+            return self._run_cropped(image, self._cropper)
+        return np.asarray(self._run_task(image).array)
+
+    def _run_on_body(self, image: Image) -> np.ndarray:
+        """`_run` on the box of the body (`body_seg`), pasted back into zeros."""
+        if not self.options.body_seg or self._cropper is not None:
+            return self._run(image)
+        cropped = crop_to_body(image)
+        if cropped is None:
+            log.info("body_seg: no voxel above -500 HU, an empty result")
+            return np.zeros(image.shape, dtype=np.uint8)
+        body, box = cropped
+        log.info("body_seg: the body box is %s", [(s.start, s.stop) for s in box])
+        labels = self._run(body)
+        out = np.zeros(image.shape, dtype=labels.dtype)
+        out[box] = labels
+        return out
+
+    def _remove_blobs(self, array: np.ndarray, spacing_mm: Sequence[float]) -> np.ndarray:
+        threshold = self.options.remove_small_blobs_mm3
+        if threshold is None:
+            return array
+        return remove_small_blobs(array, spacing_mm=spacing_mm, min_volume_mm3=float(threshold))
 
     def _all_labels(self) -> Mapping[int, str]:
         if self.task is not None:
             return class_map(self.task.class_map)
         return self.parts[0].local_labels
 
-    def _run_task(self, image: Image) -> np.ndarray:
+    def _run_task(self, image: Image, *, lowres: bool = False) -> LabelMap:
+        """The task on the whole image: on the input grid, or on the model grid (`lowres`)."""
         assert self.task is not None
         model_image, grid = to_model_grid(
             image, self.task.spacing_mm, order=self.options.resampling_order
@@ -259,8 +344,9 @@ class Segmenter:
             if key not in keys[index + 1 :]:
                 del cache[key]
             merge_into(merged, from_array_order(labels), part.local_labels, global_labels)
-        lowres = LabelMap(merged, model_image.affine, self.labels)
-        return np.asarray(restore_labels(lowres, grid).array)
+        merged = self._remove_blobs(merged, model_image.spacing_mm)
+        on_model_grid = LabelMap(merged, model_image.affine, self._labels)
+        return on_model_grid if lowres else restore_labels(on_model_grid, grid)
 
     def _run_cropped(self, image: Image, cropper: Segmenter) -> np.ndarray:
         """The task on the box of the crop structures (the task's own, else the roi_subset)
@@ -283,7 +369,7 @@ class Segmenter:
         affine = image.affine.copy()
         affine[:3, 3] = (image.affine @ np.array([*box.starts, 1.0]))[:3]
         cropped = Image(data.astype(np.int32) if data.dtype.kind == "f" else data, affine)
-        out[box.slices] = self._run_task(cropped)
+        out[box.slices] = np.asarray(self._run_task(cropped).array)
         return out
 
     def _run_nnunet(self, image: Image) -> np.ndarray:
@@ -296,8 +382,9 @@ class Segmenter:
         )
         data, geometry = preprocess_case(array_kji[None], spacing_kji, plan)
         labels = from_array_order(self._predict(0, part, data, geometry))
+        labels = self._remove_blobs(np.ascontiguousarray(labels), source.spacing_mm)
         if record is None:
-            return np.ascontiguousarray(labels)
+            return labels
         restored = restore(LabelMap(np.ascontiguousarray(labels), source.affine), record)
         return np.asarray(restored.array)
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from totalseg.errors import InputError
 from totalseg.models.release import DownloadReporter
@@ -170,7 +170,11 @@ def run_segment(
     *,
     reporter: RunReporter | None = None,
 ) -> RunResult:
-    """Segment every input with one model set and write its outputs; returns what was written."""
+    """Segment every input with one model set and write its outputs; returns what was written.
+
+    Beside the segmentation (none with `skip_saving`): statistics and a preview where asked
+    (`sidecars`), and after the last case the run manifest (`options.report`, `run_report`).
+    """
     from totalseg.io import is_phantom_file
     from totalseg.pipeline import Segmenter
 
@@ -178,14 +182,18 @@ def run_segment(
     reporter = reporter or RunReporter()
     cases = expand_inputs(inputs)
     targets = output_targets(cases, Path(output), multilabel=options.multilabel)
+    run_started = time.perf_counter()
     segmenter = Segmenter(options=options, progress=reporter.tiles, download_reporter=reporter)
+    options = segmenter.options  # with the task that --fast / --fastest stand for
     demo = options.model_dir is None and options.task == "demo"
     results: list[CaseResult] = []
     failures: list[CaseFailure] = []
     for index, (case, target) in enumerate(zip(cases, targets, strict=True)):
         reporter.case_started(index, len(cases), case)
         try:
-            result = _segment_case(case, target, segmenter, options, reporter, warn_demo=demo)
+            result = _segment_case(
+                case, target, segmenter, options, reporter, warn_demo=demo, batch=len(cases) > 1
+            )
         except InputError as error:
             if len(cases) == 1:
                 raise
@@ -196,6 +204,8 @@ def run_segment(
         demo = demo and is_phantom_file(case)  # the demo warning is said once per run
         results.append(result)
         reporter.case_finished(result)
+    if options.report is not None:
+        _write_report(segmenter, results, time.perf_counter() - run_started)
     if failures:
         names = ", ".join(f.source.name for f in failures[:3])
         names += ", ..." if len(failures) > 3 else ""
@@ -214,9 +224,11 @@ def _segment_case(
     reporter: RunReporter,
     *,
     warn_demo: bool,
+    batch: bool,
 ) -> CaseResult:
-    """Read, segment and write one case."""
-    from totalseg.io import is_phantom_file, read_any, write_label_map, write_mask_folder
+    """Read, segment and write one case (segmentation, then statistics/preview sidecars)."""
+    from totalseg.io import is_phantom_file, read_any
+    from totalseg.sidecars import write_sidecars
 
     started = time.perf_counter()
     image = read_any(case, series_uid=options.series_uid)
@@ -228,11 +240,42 @@ def _segment_case(
     if warn_demo and not is_phantom_file(case):
         reporter.notice(DEMO_WARNING)
     labels = segmenter(image)
-    header = case if _is_nifti(case) else None
-    if options.multilabel:
-        written = [write_label_map(labels, target, header_from=header)]
-    else:
-        written = write_mask_folder(labels, target, labels=segmenter.labels, header_from=header)
+    written = [] if options.skip_saving else _write_segmentation(labels, case, target, options)
+    written += write_sidecars(
+        segmenter.output_image(image), labels, target, options,
+        task_name=_task_name(options), batch=batch,
+    )  # fmt: skip
     elapsed_s = time.perf_counter() - started
     log.info("%s: %d structures found, %.1f s", case, len(labels.present_labels()), elapsed_s)
     return CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s)
+
+
+def _write_segmentation(
+    labels: Any, case: Path, target: Path, options: SegmentOptions
+) -> list[Path]:
+    from totalseg.io import write_label_map, write_mask_folder
+
+    header = case if _is_nifti(case) and not options.save_lowres else None
+    if options.multilabel:
+        return [write_label_map(labels, target, header_from=header)]
+    return write_mask_folder(labels, target, labels=labels.labels, header_from=header)
+
+
+def _task_name(options: SegmentOptions) -> str:
+    return options.task if options.model_dir is None else options.model_dir.name
+
+
+def _write_report(segmenter: Any, results: Sequence[CaseResult], elapsed_s: float) -> None:
+    from totalseg.run_report import build_report, weights_provenance, write_report
+
+    options = segmenter.options
+    named = [(d, f) for d, f in segmenter.model_folders if d is not None]
+    weights = weights_provenance([d for d, _ in named], [f for _, f in named], home=options.home)
+    if options.model_dir is not None:
+        weights = [{"dataset_id": None, "folder": str(f), "archive_sha256": None}
+                   for _, f in segmenter.model_folders]  # fmt: skip
+    report = build_report(
+        options, cases=results, device=segmenter.device, weights=weights, elapsed_s=elapsed_s
+    )
+    write_report(report, options.report)
+    log.info("wrote the run report %s", options.report)

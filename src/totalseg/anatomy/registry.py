@@ -208,6 +208,30 @@ def resolve_names(names: Iterable[str], *, version: str | None = None) -> list[s
     return out
 
 
+@cache
+def _combinations() -> dict[str, tuple[str, ...]]:
+    path = resources.files("totalseg.anatomy").joinpath("data/combinations.json")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {k: tuple(v) for k, v in doc.items() if not k.startswith("_")}
+
+
+def combination_names() -> tuple[str, ...]:
+    """The combinations of `totalseg combine` (the reference's `totalseg_combine_masks -m`)."""
+    return tuple(_combinations())
+
+
+def combination(name: str) -> tuple[str, ...]:
+    """The structures whose union a combination is (`combination("lung")`: five lobes)."""
+    found = _combinations().get(name)
+    if found is None:
+        close = difflib.get_close_matches(name, list(_combinations()), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownStructureError(
+            f"Unknown combination {name!r}; known: {', '.join(_combinations())}.{hint}"
+        )
+    return found
+
+
 def relabel(labels: np.ndarray, source: Mapping[int, str], target: Mapping[int, str]) -> np.ndarray:
     """Map label values from one id space to another by structure name.
 

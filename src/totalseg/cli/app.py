@@ -75,6 +75,40 @@ def split_log_flags(args: Sequence[str]) -> tuple[list[str], str | None]:
     return rest, level
 
 
+def _optional_values() -> dict[str, str]:
+    from totalseg.options import DEFAULT_MIN_BLOB_MM3
+
+    return {"--remove-small-blobs": f"{DEFAULT_MIN_BLOB_MM3:g}"}
+
+
+def fill_optional_values(args: Sequence[str]) -> list[str]:
+    """Options whose value may be left out (the reference's `--remove_small_blobs [MM3]`):
+    their default is inserted when no number follows (Typer has no optional values)."""
+    defaults = _optional_values()
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        out.append(arg)
+        if arg in defaults and not _is_number(args[i + 1] if i + 1 < len(args) else ""):
+            out.append(defaults[arg])
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def quiet() -> bool:
+    """True under -q: commands then draw no progress bar (errors only on stderr)."""
+    return logging.getLogger("totalseg").getEffectiveLevel() >= logging.ERROR
+
+
 def setup_logging(level: str | None) -> None:
     """One logging setup for every command: totalseg's own loggers at WARNING (ERROR with -q,
     INFO with -v, DEBUG with --debug) on stderr; third-party libraries at WARNING unless
@@ -115,7 +149,9 @@ def _root(
 
 def _register() -> None:
     from totalseg.cli import (
+        combine,
         convert,
+        crop,
         evaluate,
         info,
         phantom,
@@ -130,6 +166,8 @@ def _register() -> None:
     app.command("segment")(segment.segment_command)
     app.command("convert")(convert.convert_command)
     app.command("stats")(stats.stats)
+    app.command("combine")(combine.combine_command)
+    app.command("crop-to-body")(crop.crop_to_body_command)
     app.command("view")(view.view_command)
     evaluate.register(app)
     train.register(app)
@@ -145,6 +183,7 @@ _register()
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises, except SystemExit from Click)."""
     args, level = split_log_flags(list(sys.argv[1:] if argv is None else argv))
+    args = fill_optional_values(args)
     debug = level == "debug"
     setup_logging(level)
     try:

@@ -54,6 +54,8 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from totalseg.cli.app import quiet
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -61,6 +63,7 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=False,
+        disable=quiet(),
     ) as bar:
         task = bar.add_task(what, total=None)
 

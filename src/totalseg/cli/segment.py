@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from totalseg.options import DEFAULT_MIN_BLOB_MM3
 from totalseg.run import CaseFailure, CaseResult, RunReporter
 
 
@@ -48,6 +49,66 @@ def segment_command(
         "--no-download",
         help="Never download missing weights (also: TOTALSEG_OFFLINE=1 in the environment).",
     ),
+    # the reference tool's everyday options (issue 12), with its meaning
+    fast: bool = typer.Option(False, "--fast", "-f", help="The 3 mm model: --task total-fast."),
+    fastest: bool = typer.Option(
+        False, "--fastest", "-ff", help="The 6 mm model: --task total-fastest."
+    ),
+    statistics: bool = typer.Option(
+        False,
+        "--statistics",
+        "-s",
+        help="Write statistics.json (the reference tool's layout: "
+        "volume mm3, mean HU) and statistics.csv (every measure, status) beside the output.",
+    ),
+    stats_include_incomplete: bool = typer.Option(
+        False,
+        "--stats-include-incomplete",
+        help="Report structures touching the image border "
+        "too (by default statistics.json has 0.0 for them, as the reference tool).",
+    ),
+    preview: bool = typer.Option(
+        False,
+        "--preview",
+        "-p",
+        help="Write preview_<task>.png: coronal/sagittal projections "
+        "and an axial slice with the labels in colour and a legend.",
+    ),
+    body_seg: bool = typer.Option(
+        False,
+        "--body-seg",
+        help="Crop to the body (found from the HU values) before the "
+        "model; the result is on the full input grid.",
+    ),
+    remove_small_blobs: float | None = typer.Option(
+        None,
+        "--remove-small-blobs",
+        metavar="[MM3]",
+        help="Remove connected components of at most MM3 mm3 per structure "
+        f"(default {DEFAULT_MIN_BLOB_MM3:g} when no value is given).",
+    ),
+    v1_order: bool = typer.Option(
+        False,
+        "--v1-order",
+        help="Label ids of the paper's 104-class v1 map (v2-only structures dropped).",
+    ),
+    save_lowres: bool = typer.Option(
+        False,
+        "--save-lowres",
+        help="Save the result on the model grid (e.g. 3 mm with "
+        "--fast) instead of resampling it to the input grid.",
+    ),
+    skip_saving: bool = typer.Option(
+        False,
+        "--skip-saving",
+        help="Write no segmentation files (use with --statistics or --preview).",
+    ),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Write a JSON run manifest (versions, device, task, weights "
+        "hashes, options, timings, outputs) to this path.",
+    ),
 ) -> None:
     """Segment CT volumes; models are loaded once for all inputs.
 
@@ -62,9 +123,19 @@ def segment_command(
         task=task, model_dir=model_dir, roi_subset=tuple(roi_subset) if roi_subset else None,
         device=device, parity=parity, tile_step=tile_step, series_uid=series, multilabel=ml,
         download=not no_download,
+        fast=fast, fastest=fastest, statistics=statistics,
+        stats_include_incomplete=stats_include_incomplete, preview=preview, body_seg=body_seg,
+        remove_small_blobs_mm3=remove_small_blobs, v1_order=v1_order, save_lowres=save_lowres,
+        skip_saving=skip_saving, report=report,
     )  # fmt: skip
+    sources = [*inputs, *(more_inputs or [])]
+    from totalseg.cli.app import quiet
+
+    if quiet():  # -q: no progress bar, no result lines
+        run_segment(sources, output, options)
+        return
     with _ProgressBar() as bar:
-        run_segment([*inputs, *(more_inputs or [])], output, options, reporter=bar)
+        run_segment(sources, output, options, reporter=bar)
 
 
 class _ProgressBar(RunReporter):
@@ -132,11 +203,17 @@ class _ProgressBar(RunReporter):
         )
 
     def case_finished(self, result: CaseResult) -> None:
-        if result.target.is_dir():
-            n = len(result.outputs)
+        masks = [p for p in result.outputs if p.name.endswith((".nii.gz", ".nii"))]
+        if masks and result.target.is_dir():
+            n = len(masks)
             self._print(f"wrote {n} {'mask' if n == 1 else 'masks'} to {result.target}")
-        else:
+        elif masks:
             self._print(f"wrote {result.target}")
+        for path in result.outputs:
+            if path not in masks:
+                self._print(f"wrote {path}")
+        if not result.outputs:
+            self._print(f"{result.target.name}: nothing written (--skip-saving)")
 
     def case_failed(self, failure: CaseFailure) -> None:
         named = failure.source.name in failure.message

@@ -34,6 +34,8 @@ class _ProgressBar:
             TimeRemainingColumn,
         )
 
+        from totalseg.cli.app import quiet
+
         self.console = Console(stderr=True)
         self.progress = Progress(
             "[progress.description]{task.description}",
@@ -44,6 +46,7 @@ class _ProgressBar:
             TimeRemainingColumn(),
             console=self.console,
             transient=False,
+            disable=quiet(),
         )
         self.task: Any = None
         self.n_failed = 0

@@ -46,7 +46,7 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 def _progress() -> Any:
-    """A rich progress display on stderr (stdout is for results)."""
+    """A rich progress display on stderr (stdout is for results); none under -q."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -57,6 +57,8 @@ def _progress() -> Any:
         TimeRemainingColumn,
     )
 
+    from totalseg.cli.app import quiet
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -66,6 +68,7 @@ def _progress() -> Any:
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=False,
+        disable=quiet(),
     )
 
 

@@ -40,6 +40,7 @@ def download_reporter() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+    from totalseg.cli.app import quiet
     from totalseg.models.release import DownloadReporter
 
     class _Bar(DownloadReporter):
@@ -48,6 +49,7 @@ def download_reporter() -> Any:
             self.bar = Progress(
                 "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                 TransferSpeedColumn(), console=self.console, transient=True,
+                disable=quiet(),
             )  # fmt: skip
             self.task_id: Any = None
 

@@ -25,8 +25,9 @@ import numpy as np
 from scipy import ndimage
 
 from totalseg.errors import InputError
+from totalseg.image import Image
 
-__all__ = ["body_box", "body_mask"]
+__all__ = ["body_box", "body_mask", "crop_to_body"]
 
 
 def body_mask(
@@ -74,6 +75,20 @@ def body_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
         hit = np.flatnonzero(mask.any(axis=other))
         slices.append(slice(int(hit[0]), int(hit[-1]) + 1))
     return slices[0], slices[1], slices[2]
+
+
+def crop_to_body(
+    image: Image, *, margin_mm: float = 10.0
+) -> tuple[Image, tuple[slice, slice, slice]] | None:
+    """`image` cropped to the box of its body mask, with an affine that keeps every voxel's
+    patient coordinates, and the box (slices of the input); None when there is no body."""
+    data = np.asarray(image.array)
+    box = body_box(body_mask(data, image.spacing_mm, margin_mm=margin_mm))
+    if box is None:
+        return None
+    affine = image.affine.copy()
+    affine[:3, 3] = (image.affine @ np.array([*(s.start for s in box), 1.0]))[:3]
+    return Image(np.ascontiguousarray(data[box]), affine), box
 
 
 def _any_per_block(mask: np.ndarray, block: tuple[int, ...]) -> np.ndarray:
