@@ -43,6 +43,13 @@ def segment_command(
     parity: bool = typer.Option(False, "--parity", help="Bit-exact nnU-Net arithmetic (fp16)."),
     tile_step: float | None = typer.Option(None, "--tile-step", help="Tile step (task default)."),
     series: str | None = typer.Option(None, "--series", help="DICOM SeriesInstanceUID to use."),
+    output_types: list[str] | None = typer.Option(
+        None,
+        "--output-type",
+        help="nifti (default), dicom-seg, rtstruct; repeat for several (DICOM input only). "
+        "Alone, -o is the DICOM file; with others they land beside -o as <stem>.seg.dcm, "
+        "<stem>.rtstruct.dcm.",
+    ),
     no_download: bool = typer.Option(
         False,
         "--no-download",
@@ -61,7 +68,7 @@ def segment_command(
     options = SegmentOptions(
         task=task, model_dir=model_dir, roi_subset=tuple(roi_subset) if roi_subset else None,
         device=device, parity=parity, tile_step=tile_step, series_uid=series, multilabel=ml,
-        download=not no_download,
+        download=not no_download, output_types=tuple(output_types or ("nifti",)),
     )  # fmt: skip
     with _ProgressBar() as bar:
         run_segment([*inputs, *(more_inputs or [])], output, options, reporter=bar)
@@ -132,7 +139,10 @@ class _ProgressBar(RunReporter):
 
     def case_finished(self, result: CaseResult) -> None:
         if result.target.is_dir():
-            n = len(result.outputs)
+            n = len([p for p in result.outputs if p.parent == result.target])
             self._print(f"wrote {n} {'mask' if n == 1 else 'masks'} to {result.target}")
         else:
             self._print(f"wrote {result.target}")
+        for extra in result.outputs:
+            if extra.suffix == ".dcm" and extra != result.target:
+                self._print(f"wrote {extra}")

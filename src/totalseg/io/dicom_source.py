@@ -37,6 +37,11 @@ _LOG = logging.getLogger(__name__)
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _ON_GRID_TOL = 0.05  # voxels: a slice position this close to a grid plane lies on it
 _DERIVED = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
+# Type 2 patient and study attributes that the outputs copy: present (maybe empty) in each
+_TYPE2 = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "ReferringPhysicianName", "StudyID", "AccessionNumber",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ def source_series(
         chosen = next(iter(groups.values())) if len(groups) == 1 else []
     ordered = _order_along_k(chosen, image, where)
     _back_fill_uids(pydicom, ordered, where)
+    for ds in ordered:  # type 2, needed for the SEG's pixel measures: the slice step if absent
+        if not ds.get("SliceThickness"):
+            ds.SliceThickness = round(image.spacing_mm[2], 6)
     return SourceSeries(tuple(ordered))
 
 
@@ -151,6 +159,10 @@ def _back_fill_uids(pydicom: Any, datasets: Sequence[Any], where: Path) -> None:
             for ds in datasets:
                 setattr(ds, keyword, uid)
             filled.append(keyword)
+    for ds in datasets:
+        for keyword in _TYPE2:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
     if filled:
         _LOG.warning(
             "The DICOM series in '%s' lacks %s; filled in (from the file meta header or derived "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,8 @@ def _header(pydicom: Any, source: SourceSeries, task: str) -> Any:
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     for keyword in _PATIENT_STUDY:
         ds[keyword] = pydicom.DataElement(keyword, _vr(keyword), first.get(keyword, ""))
+    if not ds.SpecificCharacterSet:  # type 1C: only with characters beyond ASCII
+        del ds.SpecificCharacterSet
     now = datetime.datetime.now()
     ds.SOPClassUID = _RT_STRUCTURE_SET
     ds.SOPInstanceUID = pydicom.uid.generate_uid()
@@ -217,6 +219,6 @@ def _patient_mm(points_rc: np.ndarray, image: Any) -> list[str]:
     return _ds_values(xyz.ravel())
 
 
-def _ds_values(values: Sequence[float]) -> list[str]:
+def _ds_values(values: np.ndarray) -> list[str]:
     """Decimal strings rounded to 0.001 mm (at most 16 characters, the DS limit)."""
     return [f"{v:.3f}".rstrip("0").rstrip(".") or "0" for v in values]
