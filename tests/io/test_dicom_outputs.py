@@ -221,3 +221,131 @@ def test_shared_series_outputs_agree_and_validate(tmp_path: Path) -> None:
     assert dice(masks["kidney_left"], array == 3) >= 0.95
     if shutil.which("dciodvfy"):
         assert validator_errors(seg) == [] and validator_errors(rt) == []
+
+
+# ---------------------------------------------------------------- `totalseg segment` end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A random-init nnU-Net folder over three structures (fast; the output is arbitrary)."""
+    from totalseg.models.writer import random_model_folder
+
+    folder = tmp_path_factory.mktemp("model") / "Dataset999_Tiny" / "nnUNetTrainer__plans__3d"
+    return random_model_folder(
+        folder, n_classes=3, patch_size=(16, 16, 16), spacing_mm=2.0, seed=3,
+        label_names=["liver", "spleen", "kidney_left"], features_per_stage=(4, 8),
+        strides=((1, 1, 1), (2, 2, 2)), kernel_sizes=((3, 3, 3),) * 2,
+    )  # fmt: skip
+
+
+def test_segment_writes_nifti_seg_and_rtstruct_that_agree(
+    tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    from totalseg.cli.app import main
+    from totalseg.io import read_label_map
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    write_series(folder, iop=OBLIQUE, reverse=True)
+    out = tmp_path / "out" / "case.nii.gz"
+    argv = ["segment", "-i", str(folder), "-o", str(out), "--model-dir", str(tiny_model),
+            "--ml", "--device", "cpu", "--no-download"]  # fmt: skip
+    for kind in ("nifti", "dicom-seg", "rtstruct"):
+        argv += ["--output-type", kind]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    seg_path, rt_path = out.parent / "case.seg.dcm", out.parent / "case.rtstruct.dcm"
+    assert f"wrote {seg_path}" in printed and f"wrote {rt_path}" in printed
+    labels = read_label_map(out)
+    assert labels.present_labels(), "the random model found nothing: the test checks nothing"
+    image = read_dicom_series(folder)
+    source = source_series(folder, image)
+    names = dict(labels.labels)
+    seg = hd.seg.segread(seg_path)
+    assert [str(s.SegmentLabel) for s in seg.SegmentSequence] == [
+        names[v] for v in labels.present_labels()
+    ]
+    numbers = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[str(d.SOPInstanceUID) for d in source.datasets],
+        combine_segments=True, relabel=False,
+    )  # fmt: skip
+    lut = np.array([0, *labels.present_labels()])
+    assert np.array_equal(lut[np.asarray(numbers)].transpose(2, 1, 0), labels.array)
+    masks = rasterised_rtstruct(rt_path, source, image.shape)
+    for value in labels.present_labels():
+        assert np.array_equal(masks[names[value]], labels.array == value)
+
+
+def test_segment_writes_exactly_the_dicom_file_named(tiny_model: Path, tmp_path: Path) -> None:
+    from totalseg.cli.app import main
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    write_series(folder)
+    out = tmp_path / "seg.dcm"
+    argv = ["segment", "-i", str(folder), "-o", str(out), "--model-dir", str(tiny_model),
+            "--device", "cpu", "--output-type", "dicom-seg"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.dcm", "series"]
+    assert pydicom.dcmread(out).Modality == "SEG"
+
+
+def test_dicom_output_of_a_nifti_input_is_one_line(tmp_path: Path, capsys) -> None:
+    import nibabel as nib
+
+    from totalseg.cli.app import main
+
+    ct = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)), ct)
+    argv = ["segment", "-i", str(ct), "-o", str(tmp_path / "seg.dcm"), "--task", "demo",
+            "--output-type", "rtstruct"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Expected a DICOM folder or zip as input" in err
+    assert not (tmp_path / "seg.dcm").exists()
+
+
+def test_unknown_output_type_is_refused() -> None:
+    from totalseg.errors import ConfigError
+    from totalseg.options import SegmentOptions
+
+    with pytest.raises(ConfigError, match="dicom-seg"):
+        SegmentOptions(output_types=("nifti", "dicomseg"))
+    assert SegmentOptions(output_types="rtstruct,nifti,rtstruct").output_types == (
+        "rtstruct",
+        "nifti",
+    )
+
+
+@pytest.mark.slow
+@needs_shared
+def test_real_series_demo_end_to_end(tmp_path: Path) -> None:
+    """The issue's command on the shared series: `--task demo`, all three outputs (~1 min)."""
+    from totalseg.cli.app import main
+    from totalseg.io import read_label_map
+
+    out = tmp_path / "seg.nii.gz"
+    argv = ["segment", "-i", str(SHARED_CT), "-o", str(out), "--task", "demo", "--ml",
+            "--device", "cpu", "--output-type", "nifti", "--output-type", "dicom-seg",
+            "--output-type", "rtstruct"]  # fmt: skip
+    assert main(argv) == 0
+    labels = read_label_map(out)
+    image = read_dicom_series(SHARED_CT)
+    source = source_series(SHARED_CT, image)
+    seg_path, rt_path = tmp_path / "seg.seg.dcm", tmp_path / "seg.rtstruct.dcm"
+    seg = hd.seg.segread(seg_path)
+    numbers = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[str(d.SOPInstanceUID) for d in source.datasets],
+        combine_segments=True, relabel=False,
+    )  # fmt: skip
+    lut = np.array([0, *labels.present_labels()])
+    assert np.array_equal(lut[np.asarray(numbers)].transpose(2, 1, 0), labels.array)
+    masks = rasterised_rtstruct(rt_path, source, image.shape)
+    names = dict(labels.labels)
+    for value in labels.present_labels():
+        truth = labels.array == value
+        if truth.sum() > 1000:
+            assert dice(masks[names[value]], truth) >= 0.95, names[value]
+    if shutil.which("dciodvfy"):
+        assert validator_errors(seg_path) == [] and validator_errors(rt_path) == []
