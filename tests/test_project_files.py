@@ -38,9 +38,22 @@ def test_heavy_test_dependencies_are_not_in_the_user_or_dev_extras() -> None:
 
 
 def test_readme_and_ci_install_torch_from_the_cpu_index_first() -> None:
-    cpu = "--index-url https://download.pytorch.org/whl/cpu"
+    index = "https://download.pytorch.org/whl/cpu"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert readme.index(cpu) < readme.index('pip install "totalseg[all]"')
-    assert ci.index(cpu) < ci.index('-e ".[dev,oracle]"') < ci.index("python -m pytest")
+    assert readme.index(f"--index-url {index}") < readme.index('pip install "totalseg[all]"')
+    assert ci.index(index) < ci.index('-e ".[dev,oracle]"') < ci.index("python -m pytest")
     assert "grep -iE '^(nvidia-|triton)'" in ci
+
+
+def test_readme_starts_with_the_install_and_test_commands_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert readme.startswith("# totalseg\n\n```bash\n")
+    assert len(first_block) == 2
+    install, test = first_block
+    assert install.endswith('python -m pip install -e ".[dev,oracle]"')
+    assert test == "python -m pytest"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'python -m pip install --quiet -e ".[dev,oracle]"' in ci
+    assert ci.rstrip().endswith(test)

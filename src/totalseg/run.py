@@ -24,13 +24,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from totalseg.errors import InputError
 from totalseg.image import Image, LabelMap
 from totalseg.models.release import DownloadReporter
 from totalseg.options import SegmentOptions
 
+if TYPE_CHECKING:
+    from totalseg.pipeline import Segmenter
+
 __all__ = [
+    "CaseFailure",
     "CaseResult",
     "RunReporter",
     "RunResult",
@@ -65,10 +70,19 @@ class CaseResult:
 
 
 @dataclass(frozen=True)
+class CaseFailure:
+    """An input that could not be segmented, and why (one line)."""
+
+    source: Path
+    message: str
+
+
+@dataclass(frozen=True)
 class RunResult:
-    """Every case of a run, in input order."""
+    """Every case of a run, in input order; `failures` are the inputs that were skipped."""
 
     cases: tuple[CaseResult, ...]
+    failures: tuple[CaseFailure, ...] = ()
 
 
 class RunReporter(DownloadReporter):
@@ -87,6 +101,10 @@ class RunReporter(DownloadReporter):
 
     def case_finished(self, result: CaseResult) -> None:
         """A case was segmented and written."""
+
+    def case_failed(self, failure: CaseFailure) -> None:
+        """A case of several could not be read or segmented; the run goes on."""
+        log.error("%s: %s", failure.source, failure.message)
 
 
 def _is_nifti(path: Path) -> bool:
@@ -202,7 +220,7 @@ def run_segment(
     reporter: RunReporter | None = None,
 ) -> RunResult:
     """Segment every input with one model set and write its outputs; returns what was written."""
-    from totalseg.io import is_phantom_file, read_any, write_label_map, write_mask_folder
+    from totalseg.io import is_phantom_file
     from totalseg.pipeline import Segmenter
 
     options = options or SegmentOptions()
@@ -215,31 +233,66 @@ def run_segment(
     segmenter = Segmenter(options=options, progress=reporter.tiles, download_reporter=reporter)
     demo = options.model_dir is None and options.task == "demo"
     results: list[CaseResult] = []
+    failures: list[CaseFailure] = []
     for index, (case, target) in enumerate(zip(cases, targets, strict=True)):
         reporter.case_started(index, len(cases), case)
-        started = time.perf_counter()
-        image = read_any(case, series_uid=options.series_uid)
-        log.info(
-            "%s: %s voxels, spacing %s mm, orientation %s", case,
-            "x".join(map(str, image.shape)), "x".join(f"{v:.3g}" for v in image.spacing_mm),
-            "".join(image.orientation),
-        )  # fmt: skip
-        if demo and not is_phantom_file(case):
-            reporter.notice(DEMO_WARNING)
-            demo = False  # once per run
-        labels = segmenter(image)
-        header = case if _is_nifti(case) else None
-        written: list[Path] = []
-        if nifti and options.multilabel:
-            written = [write_label_map(labels, target, header_from=header)]
-        elif nifti:
-            written = write_mask_folder(labels, target, labels=segmenter.labels, header_from=header)
-        dicom = dicom_targets(target, options.output_types, exact=exact)
-        written += _write_dicom(case, image, labels, dicom, options, reporter)
-        target = target if nifti or not written else written[0]
-        elapsed_s = time.perf_counter() - started
-        result = CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s)
-        log.info("%s: %d structures found, %.1f s", case, len(labels.present_labels()), elapsed_s)
+        try:
+            result = _segment_case(
+                case, target, segmenter, options, reporter, warn_demo=demo, exact=exact
+            )
+        except InputError as error:
+            if len(cases) == 1:
+                raise
+            failure = CaseFailure(case, str(error))
+            failures.append(failure)
+            reporter.case_failed(failure)
+            continue
+        demo = demo and is_phantom_file(case)  # the demo warning is said once per run
         results.append(result)
         reporter.case_finished(result)
-    return RunResult(tuple(results))
+    if failures:
+        names = ", ".join(f.source.name for f in failures[:3])
+        names += ", ..." if len(failures) > 3 else ""
+        raise InputError(
+            f"Expected every input to be segmented, got {len(failures)} of {len(cases)} failed "
+            f"({names}; each reason above); {len(results)} finished and were written."
+        )
+    return RunResult(tuple(results), tuple(failures))
+
+
+def _segment_case(
+    case: Path,
+    target: Path,
+    segmenter: Segmenter,
+    options: SegmentOptions,
+    reporter: RunReporter,
+    *,
+    warn_demo: bool,
+    exact: bool,
+) -> CaseResult:
+    """Read, segment and write one case."""
+    from totalseg.io import is_phantom_file, read_any, write_label_map, write_mask_folder
+
+    started = time.perf_counter()
+    image = read_any(case, series_uid=options.series_uid)
+    log.info(
+        "%s: %s voxels, spacing %s mm, orientation %s", case,
+        "x".join(map(str, image.shape)), "x".join(f"{v:.3g}" for v in image.spacing_mm),
+        "".join(image.orientation),
+    )  # fmt: skip
+    if warn_demo and not is_phantom_file(case):
+        reporter.notice(DEMO_WARNING)
+    labels = segmenter(image)
+    header = case if _is_nifti(case) else None
+    nifti = "nifti" in options.output_types
+    written: list[Path] = []
+    if nifti and options.multilabel:
+        written = [write_label_map(labels, target, header_from=header)]
+    elif nifti:
+        written = write_mask_folder(labels, target, labels=segmenter.labels, header_from=header)
+    dicom = dicom_targets(target, options.output_types, exact=exact)
+    written += _write_dicom(case, image, labels, dicom, options, reporter)
+    target = target if nifti or not written else written[0]
+    elapsed_s = time.perf_counter() - started
+    log.info("%s: %d structures found, %.1f s", case, len(labels.present_labels()), elapsed_s)
+    return CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s)

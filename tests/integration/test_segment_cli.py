@@ -79,6 +79,26 @@ def test_several_inputs_and_a_folder_keep_models_loaded(home, ct_file, tmp_path)
     assert dict(read_label_map(out / "b_seg.nii.gz").labels) == class_map("v2")
 
 
+def test_a_corrupt_input_among_several_is_reported_and_the_rest_written(
+    home, ct_file, tmp_path, capsys
+):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    ct_file("a.nii.gz", 1, folder)
+    (folder / "b.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    ct_file("c.nii.gz", 3, folder)
+    out = tmp_path / "out"
+    rc = main(["segment", "-i", str(folder), "-o", str(out), "--ml",
+               "--task", "total-fastest", "--device", "cpu"])  # fmt: skip
+    assert rc == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz", "c_seg.nii.gz"]
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 2 and "b.nii.gz" in lines[0] and "b.nii.gz" in lines[1], lines
+    assert "1 of 3 failed" in err and "2 finished" in err
+    assert "Traceback" not in err
+
+
 def test_public_dataset_cases_are_named_by_their_folder(home, ct_file, tmp_path):
     cases = []
     for i, case in enumerate(("s0001", "s0002")):

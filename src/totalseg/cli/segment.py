@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from totalseg.run import CaseResult, RunReporter
+from totalseg.run import CaseFailure, CaseResult, RunReporter
 
 
 def segment_command(
@@ -84,10 +84,11 @@ class _ProgressBar(RunReporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         self.case = ""
+        console = Console(stderr=True, highlight=False)
         self.bar = Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=Console(stderr=True, highlight=False), transient=True,
-            redirect_stdout=False, redirect_stderr=False,
+            TimeElapsedColumn(), console=console, transient=True, redirect_stdout=False,
+            redirect_stderr=False, disable=not console.is_terminal,
         )  # fmt: skip
         self.task_id = self.bar.add_task("", total=None)
 
@@ -146,3 +147,8 @@ class _ProgressBar(RunReporter):
         for extra in result.outputs:
             if extra.suffix == ".dcm" and extra != result.target:
                 self._print(f"wrote {extra}")
+
+    def case_failed(self, failure: CaseFailure) -> None:
+        named = failure.source.name in failure.message
+        where = "" if named else f"{failure.source}: "
+        self._print(f"Error: {where}{failure.message}", err=True)
