@@ -70,6 +70,11 @@ class SegmentOptions:
         preview: write `preview_<task>.png` (three planes with the labels and a legend).
         skip_saving: write no segmentation files (with statistics or preview).
         report: write a JSON run manifest to this path (versions, device, options, timings).
+    DICOM outputs (interpreted by `run`, written by `io.dicom_seg` / `io.rtstruct`)
+        output_types: what to write, one or more of "nifti" (the masks or --ml file),
+        "dicom-seg" and "rtstruct" (need a DICOM input; on the series' own slices). With
+        several, `-o` names the NIfTI output and the DICOM files land beside it
+        (`<stem>.seg.dcm`, `<stem>.rtstruct.dcm`); alone, `-o` is the DICOM file.
     """
 
     # what to run
@@ -108,6 +113,8 @@ class SegmentOptions:
     preview: bool = False
     skip_saving: bool = False
     report: Path | None = None
+    # DICOM outputs
+    output_types: tuple[str, ...] = ("nifti",)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # normalise sequences and paths once, on creation
@@ -119,6 +126,7 @@ class SegmentOptions:
             set_(self, "roi_subset", _names(self.roi_subset))
         if self.folds is not None:
             set_(self, "folds", tuple(self.folds))
+        set_(self, "output_types", _output_types(self.output_types))
         if not isinstance(self.task, str) or not self.task:
             raise ConfigError(
                 f"Expected a task name, got {self.task!r}; see `totalseg info tasks`."
@@ -157,6 +165,12 @@ class SegmentOptions:
             raise ConfigError(
                 "Expected statistics=True with stats_include_incomplete, got statistics off; "
                 "add --statistics."
+            )
+        if self.save_lowres and set(self.output_types) - {"nifti"}:
+            raise ConfigError(
+                "Expected NIfTI output with save_lowres (DICOM outputs lie on the source "
+                "series' slices), got output types "
+                f"{', '.join(self.output_types)}; drop --save-lowres or the DICOM type."
             )
 
     def replace(self, **changes: Any) -> SegmentOptions:
@@ -219,6 +233,22 @@ def check_names(values: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"Unknown segment option {name!r}.{hint} Options: {', '.join(known)}."
             )
+
+
+OUTPUT_TYPES = ("nifti", "dicom-seg", "rtstruct")
+
+
+def _output_types(values: Sequence[str] | str) -> tuple[str, ...]:
+    """Output types from a sequence ('nifti,rtstruct' entries split), repeats dropped."""
+    items = [values] if isinstance(values, str) else list(values)
+    found = tuple(dict.fromkeys(t.strip() for v in items for t in str(v).split(",") if t.strip()))
+    unknown = [t for t in found if t not in OUTPUT_TYPES]
+    if unknown or not found:
+        raise ConfigError(
+            f"Expected output types among {', '.join(OUTPUT_TYPES)}, got "
+            f"{', '.join(unknown) or 'none'}; e.g. --output-type dicom-seg."
+        )
+    return found
 
 
 def _names(values: Sequence[str] | str) -> tuple[str, ...]:

@@ -10,6 +10,10 @@ one entry per case named by its case id (the file name without .nii.gz, or the c
 the public dataset's `<case>/ct.nii.gz`): `<case>/` mask folders, or `<case>_seg.nii.gz` with
 `multilabel` (never the input's own file name, so a segmentation is not mistaken for a CT and
 an output folder that holds the inputs is safe). `evaluate` reads both back by case id.
+
+DICOM outputs (`output_types` dicom-seg, rtstruct; DICOM inputs only): alone, one type for one
+input writes exactly `output`; otherwise each lands beside the case's NIfTI target as
+`<stem>.seg.dcm` / `<stem>.rtstruct.dcm` (`dicom_targets`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from totalseg.errors import InputError
+from totalseg.image import Image, LabelMap
 from totalseg.models.release import DownloadReporter
 from totalseg.options import SegmentOptions
 
@@ -35,12 +40,14 @@ __all__ = [
     "RunReporter",
     "RunResult",
     "case_name",
+    "dicom_targets",
     "expand_inputs",
     "output_targets",
     "run_segment",
 ]
 
 _NIFTI = (".nii.gz", ".nii")
+_DICOM_SUFFIX = {"dicom-seg": "seg.dcm", "rtstruct": "rtstruct.dcm"}
 log = logging.getLogger(__name__)
 
 #: said once per run when the demo model segments a scan that is not a totalseg phantom
@@ -163,6 +170,48 @@ def output_targets(cases: Sequence[Path], output: Path, *, multilabel: bool) -> 
     return [output / (f"{n}_seg.nii.gz" if multilabel else n) for n in names]
 
 
+def dicom_targets(target: Path, output_types: Sequence[str], *, exact: bool) -> dict[str, Path]:
+    """The DICOM file of each DICOM output type: `target` itself when `exact` (one input, one
+    type, no NIfTI), else `<stem>.seg.dcm` / `<stem>.rtstruct.dcm` beside `target`."""
+    kinds = [t for t in output_types if t in _DICOM_SUFFIX]
+    if exact and len(kinds) == 1:
+        return {kinds[0]: target}
+    stem = case_name(target)
+    for suffix in (".dcm",):
+        stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
+    return {kind: target.parent / f"{stem}.{_DICOM_SUFFIX[kind]}" for kind in kinds}
+
+
+def _check_dicom_inputs(cases: Sequence[Path], options: SegmentOptions) -> None:
+    kinds = [t for t in options.output_types if t in _DICOM_SUFFIX]
+    niftis = [c for c in cases if _is_nifti(c)]
+    if kinds and niftis:
+        raise InputError(
+            f"Expected a DICOM folder or zip as input for --output-type {kinds[0]}, got the "
+            f"NIfTI file '{niftis[0]}'; DICOM outputs reference the source images, so pass the "
+            "DICOM series (or use --output-type nifti)."
+        )
+
+
+def _write_dicom(
+    case: Path, image: Image, labels: LabelMap, paths: dict[str, Path], options: SegmentOptions,
+    reporter: RunReporter,
+) -> list[Path]:  # fmt: skip
+    from totalseg.io.dicom_seg import write_dicom_seg
+    from totalseg.io.dicom_source import source_series
+    from totalseg.io.rtstruct import write_rtstruct
+
+    if not paths:
+        return []
+    if not labels.present_labels():
+        reporter.notice(f"no structure found in '{case}'; no DICOM-SEG/RTSTRUCT written.")
+        return []
+    source = source_series(case, image, series_uid=options.series_uid)
+    task = options.task if options.model_dir is None else options.model_dir.name
+    writers = {"dicom-seg": write_dicom_seg, "rtstruct": write_rtstruct}
+    return [writers[kind](labels, source, path, task=task) for kind, path in paths.items()]
+
+
 def run_segment(
     inputs: Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
@@ -181,7 +230,10 @@ def run_segment(
     options = options or SegmentOptions()
     reporter = reporter or RunReporter()
     cases = expand_inputs(inputs)
-    targets = output_targets(cases, Path(output), multilabel=options.multilabel)
+    _check_dicom_inputs(cases, options)
+    nifti = "nifti" in options.output_types
+    targets = output_targets(cases, Path(output), multilabel=options.multilabel and nifti)
+    exact = len(cases) == 1 and not nifti
     run_started = time.perf_counter()
     segmenter = Segmenter(options=options, progress=reporter.tiles, download_reporter=reporter)
     options = segmenter.options  # with the task that --fast / --fastest stand for
@@ -192,7 +244,14 @@ def run_segment(
         reporter.case_started(index, len(cases), case)
         try:
             result = _segment_case(
-                case, target, segmenter, options, reporter, warn_demo=demo, batch=len(cases) > 1
+                case,
+                target,
+                segmenter,
+                options,
+                reporter,
+                warn_demo=demo,
+                exact=exact,
+                batch=len(cases) > 1,
             )
         except InputError as error:
             if len(cases) == 1:
@@ -224,6 +283,7 @@ def _segment_case(
     reporter: RunReporter,
     *,
     warn_demo: bool,
+    exact: bool,
     batch: bool,
 ) -> CaseResult:
     """Read, segment and write one case (segmentation, then statistics/preview sidecars)."""
@@ -240,7 +300,13 @@ def _segment_case(
     if warn_demo and not is_phantom_file(case):
         reporter.notice(DEMO_WARNING)
     labels = segmenter(image)
-    written = [] if options.skip_saving else _write_segmentation(labels, case, target, options)
+    written: list[Path] = []
+    if not options.skip_saving:
+        written = _write_segmentation(labels, case, target, options)
+        dicom = dicom_targets(target, options.output_types, exact=exact)
+        written += _write_dicom(case, image, labels, dicom, options, reporter)
+        if "nifti" not in options.output_types and written:
+            target = written[0]
     written += write_sidecars(
         segmenter.output_image(image), labels, target, options,
         task_name=_task_name(options), batch=batch,
@@ -255,6 +321,8 @@ def _write_segmentation(
 ) -> list[Path]:
     from totalseg.io import write_label_map, write_mask_folder
 
+    if "nifti" not in options.output_types:
+        return []
     header = case if _is_nifti(case) and not options.save_lowres else None
     if options.multilabel:
         return [write_label_map(labels, target, header_from=header)]

@@ -25,10 +25,11 @@ __all__ = ["REFERENCE_BORDER_VOXELS", "sidecar_path", "write_sidecars"]
 REFERENCE_BORDER_VOXELS = 3
 
 
-def sidecar_path(target: Path, filename: str, *, multilabel: bool, batch: bool) -> Path:
-    """Where a case's `filename` goes: inside its mask folder, beside its multilabel file, or
-    beside it with the case id as a prefix in a batch (`<case>_seg.nii.gz` -> `<case>_...`)."""
-    if not multilabel:
+def sidecar_path(target: Path, filename: str, *, file_target: bool, batch: bool) -> Path:
+    """Where a case's `filename` goes: inside its mask folder, beside its output file (a
+    multilabel or DICOM file), or beside it with the case id as a prefix in a batch
+    (`<case>_seg.nii.gz` -> `<case>_...`)."""
+    if not file_target:
         return target / filename
     if not batch:
         return target.parent / filename
@@ -48,8 +49,10 @@ def write_sidecars(
     """Write the statistics and the preview a run asks for; returns the paths written."""
     written: list[Path] = []
 
+    file_target = options.multilabel or "nifti" not in options.output_types
+
     def place(filename: str) -> Path:
-        return sidecar_path(target, filename, multilabel=options.multilabel, batch=batch)
+        return sidecar_path(target, filename, file_target=file_target, batch=batch)
 
     if options.statistics:
         written += write_run_statistics(

@@ -35,11 +35,15 @@ def test_info_classes_json(capsys, version, n, groups):
     if groups:
         assert tuple(doc["groups"].values()) == groups
         assert sum(doc["groups"].values()) == 104
+    spleen = next(c for c in doc["classes"] if c["name"] == "spleen")
+    assert spleen["snomed"]["type"] == {"value": "78961009", "meaning": "Spleen", "scheme": "SCT"}
 
 
 def test_info_classes_table(capsys):
     assert main(["info", "classes"]) == 0
-    assert "costal_cartilages" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "costal_cartilages" in out
+    assert "SCT 78961009 Spleen" in out
 
 
 def test_info_structure_unknown_name_is_one_line(capsys):

@@ -1,5 +1,7 @@
-"""Anatomy registry: structure names, groups, class maps (v1 104 / v2 117) and part splits."""
+"""Anatomy registry: structure names, groups, class maps (v1 104 / v2 117), part splits and
+SNOMED CT codes."""
 
+from totalseg.anatomy.codes import GENERIC_CODES, Code, StructureCodes, structure_codes
 from totalseg.anatomy.registry import (
     SUBSETS,
     ClassMapVersion,
@@ -18,9 +20,12 @@ from totalseg.anatomy.registry import (
 )
 
 __all__ = [
+    "GENERIC_CODES",
     "SUBSETS",
     "ClassMapVersion",
+    "Code",
     "Structure",
+    "StructureCodes",
     "class_map",
     "class_map_names",
     "combination",
@@ -30,6 +35,7 @@ __all__ = [
     "part_maps",
     "relabel",
     "resolve_names",
+    "structure_codes",
     "structures",
     "subset",
 ]

@@ -25,8 +25,9 @@ def classes(
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List the classes of a class map with id, group and the 1.5 mm part-model holding them."""
-    from totalseg.anatomy import class_map, get_structure, group_counts
+    """List the classes of a class map with id, group, the 1.5 mm part-model holding them and
+    the SNOMED CT code that DICOM-SEG and RTSTRUCT outputs carry."""
+    from totalseg.anatomy import class_map, get_structure, group_counts, structure_codes
 
     if task is not None:
         _task_classes(task, as_json=as_json)
@@ -37,8 +38,9 @@ def classes(
         dataset = s.v1_dataset if version is Version.v1 else s.v2_dataset
         local = s.v1_local if version is Version.v1 else s.v2_local
         rows.append(
-            {"id": class_id, "name": name, "group": s.group, "part": dataset, "part_label": local}
-        )
+            {"id": class_id, "name": name, "group": s.group, "part": dataset, "part_label": local,
+             "snomed": structure_codes(name).as_dict()}
+        )  # fmt: skip
     groups = group_counts(version.value)
     if as_json:
         doc = {"version": version.value, "n_classes": len(rows), "groups": groups, "classes": rows}
@@ -48,10 +50,11 @@ def classes(
     from rich.table import Table
 
     table = Table(title=f"{version.value}: {len(rows)} classes ({_group_line(groups)})")
-    for col in ("id", "name", "group", "part", "part label"):
+    for col in ("id", "name", "group", "part", "part label", "SNOMED CT"):
         table.add_column(col, justify="right" if col in ("id", "part", "part label") else "left")
     for r in rows:
-        table.add_row(*(str(r[k]) for k in ("id", "name", "group", "part", "part_label")))
+        cells = [str(r[k]) for k in ("id", "name", "group", "part", "part_label")]
+        table.add_row(*cells, structure_codes(str(r["name"])).short())
     Console().print(table)
 
 

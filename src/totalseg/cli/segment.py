@@ -44,6 +44,13 @@ def segment_command(
     parity: bool = typer.Option(False, "--parity", help="Bit-exact nnU-Net arithmetic (fp16)."),
     tile_step: float | None = typer.Option(None, "--tile-step", help="Tile step (task default)."),
     series: str | None = typer.Option(None, "--series", help="DICOM SeriesInstanceUID to use."),
+    output_types: list[str] | None = typer.Option(
+        None,
+        "--output-type",
+        help="nifti (default), dicom-seg, rtstruct; repeat for several (DICOM input only). "
+        "Alone, -o is the DICOM file; with others they land beside -o as <stem>.seg.dcm, "
+        "<stem>.rtstruct.dcm.",
+    ),
     no_download: bool = typer.Option(
         False,
         "--no-download",
@@ -122,7 +129,7 @@ def segment_command(
     options = SegmentOptions(
         task=task, model_dir=model_dir, roi_subset=tuple(roi_subset) if roi_subset else None,
         device=device, parity=parity, tile_step=tile_step, series_uid=series, multilabel=ml,
-        download=not no_download,
+        download=not no_download, output_types=tuple(output_types or ("nifti",)),
         fast=fast, fastest=fastest, statistics=statistics,
         stats_include_incomplete=stats_include_incomplete, preview=preview, body_seg=body_seg,
         remove_small_blobs_mm3=remove_small_blobs, v1_order=v1_order, save_lowres=save_lowres,
