@@ -209,9 +209,10 @@ def nnunet1_predict(
         "do_tta": tta, "mixed_precision": False, "step_size": step_size,
         "checkpoint_name": "model_final_checkpoint", "overwrite_existing": True,
     }  # fmt: skip
+    cases, outs = [[str(image)]], [str(out)]
     with quiet(), trainer_lookup():
         if mode == "fastest":
-            predict_cases_fastest(str(model), [[str(image)]], [str(out)], list(folds), 1, 1, **kwargs)
+            predict_cases_fastest(str(model), cases, outs, list(folds), 1, 1, **kwargs)
         else:
-            predict_cases(str(model), [[str(image)]], [str(out)], list(folds), False, 1, 1, **kwargs)
+            predict_cases(str(model), cases, outs, list(folds), False, 1, 1, **kwargs)
     return np.asarray(nib.load(out).dataobj)
