@@ -125,8 +125,17 @@ def list_available(home: str | Path | None = None) -> list[InstalledModel]:
                 )
             )  # fmt: skip
     external = totalsegmentator_weights_dir()
-    theirs = _list_root(external, "TotalSegmentator") if external != weights_dir(home) else []
+    theirs = []
+    if external != weights_dir(home):
+        theirs = _list_root(external, "TotalSegmentator") + _list_root(
+            _v1_root(), "TotalSegmentator"
+        )
     return shipped + list_installed(home) + theirs
+
+
+def _v1_root() -> Path:
+    """Where TotalSegmentator 1.x installed its nnU-Net 1 weights (Task251-256)."""
+    return totalsegmentator_weights_dir() / "nnUNet" / "3d_fullres"
 
 
 def _list_root(root: Path, source: ModelSource) -> list[InstalledModel]:
@@ -202,6 +211,7 @@ def find_model_folder(dataset_id: int, *, home: str | Path | None = None) -> Pat
     places: tuple[tuple[Path, ModelSource], ...] = (
         (root, "totalseg"),
         (external, "TotalSegmentator"),
+        (_v1_root(), "TotalSegmentator"),
     )
     for place, source in places:
         candidates = [m for m in _list_root(place, source) if m.dataset_id == dataset_id]
