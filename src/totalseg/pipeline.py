@@ -316,7 +316,8 @@ class Segmenter:
 
         if part.predictor.model.format == "nnunet_v1":  # tasks: TotalSegmentator 1.x's mode
             mode = "fastest" if self.task is not None else "normal"
-            return part.predictor.predict_labels(data, geometry, mode=mode, progress=callback)
+            labels = part.predictor.predict_labels(data, geometry, mode=mode, progress=callback)
+            return _v1_postprocess(labels, part.predictor.postprocessing, geometry)
         logits = part.predictor.predict_logits(data, progress=callback)
         return export_labels(logits.numpy(), geometry, part.predictor.model.plan)
 
@@ -324,6 +325,19 @@ class Segmenter:
 def _model_name(folder: Path) -> str:
     parent = folder.parent.name
     return parent if parent.startswith(("Dataset", "Task")) else folder.name
+
+
+def _v1_postprocess(labels: np.ndarray, postprocessing: Any, geometry: Any) -> np.ndarray:
+    """nnU-Net 1's postprocessing.json (largest components) on one part's labels, if any."""
+    if postprocessing is None:
+        return labels
+    from totalseg.postprocess.largest_component import keep_largest_components
+
+    classes, min_sizes = postprocessing
+    volume = float(np.prod(geometry.original_spacing, dtype=np.float64))
+    return keep_largest_components(
+        labels, classes, voxel_volume_mm3=volume, min_valid_mm3=min_sizes
+    )
 
 
 def _preprocess(part: _Part, data: np.ndarray, spacing: Sequence[float]) -> tuple[Any, Any]:

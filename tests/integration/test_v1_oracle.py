@@ -75,6 +75,22 @@ def test_anisotropic_plan_matches_nnunet1(aniso_model: Path, tmp_path: Path) -> 
     np.testing.assert_allclose(got.affine, nib.load(image).affine, atol=1e-6)
 
 
+def test_postprocessing_json_is_applied_like_nnunet1(aniso_model: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    model = tmp_path / "Task901_Aniso" / aniso_model.name
+    shutil.copytree(aniso_model, model)
+    pp = {"for_which_classes": [1, 3], "min_valid_object_sizes": "{1: 40.0, 3: 0.0}"}
+    (model / "postprocessing.json").write_text(json.dumps(pp))
+    image = _write(tmp_path / "ct.nii.gz", (30, 41, 13), _affine("RAS", (1.2, 1.0, 4.5)), 5)
+    expected = nnunet1_predict(model, image, tmp_path / "v1.nii.gz", tta=False)
+    got = Segmenter(model_dir=model, device="cpu", mirroring=False)(image)
+    np.testing.assert_array_equal(np.asarray(got.array), expected)
+    plain = Segmenter(model_dir=aniso_model, device="cpu", mirroring=False)(image)
+    assert (np.asarray(plain.array) != expected).any(), "postprocessing removed nothing"
+
+
 @pytest.mark.slow
 def test_isotropic_two_folds_non_ras_matches_nnunet1(tmp_path: Path) -> None:
     """PIR input, two folds averaged, probabilities resampled back (order 1) at export."""

@@ -15,7 +15,9 @@ The three places where it differs from nnU-Net 2 (nnunet_v2_format.md 7.4):
   transpose back, resample the probabilities to the cropped shape (order 1, order_z 0, separate z
   decided on the original spacing first, or the plans' segmentation_export_params), argmax,
   uncrop. Mode 'fastest' (predict_cases_fastest, what TotalSegmentator 1.x ran): argmax on the
-  network grid, transpose back, label map resized with order 0, uncrop.
+  network grid, transpose back, label map resized with order 0, uncrop. nnU-Net 1 then applies
+  the model folder's `postprocessing.json`, when there is one, to the written labels
+  (`V1Predictor.postprocessing`; the pipeline runs `postprocess.largest_component`).
 Autocast is used only on CUDA (v1's mixed precision), so CPU results are nnU-Net 1's exactly.
 """
 
@@ -45,6 +47,7 @@ from totalseg.inference.sliding_window import (
 )
 from totalseg.models.folder import LoadedModel
 from totalseg.models.plan import IntensityProperties, Plan
+from totalseg.models.v1.layout import read_postprocessing
 from totalseg.preprocess.crop import CropBox, box_of_mask, crop_to_box, filled_nonzero_mask
 from totalseg.preprocess.resample import _resize, nnunet_new_shape, resample_to_shape
 
@@ -228,6 +231,8 @@ class V1Predictor:
         self.device = resolve_device(self.options.device)
         self.networks = [net.to(self.device).eval() for net in model.networks]
         self.mirror_axes = model.mirror_axes if self.options.mirroring else None
+        #: (classes, min sizes in mm3 or None) of postprocessing.json, or None without one
+        self.postprocessing = read_postprocessing(model.folder)
 
     @property
     def n_folds(self) -> int:

@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 from totalseg.errors import ModelError
 
@@ -18,6 +21,7 @@ __all__ = [
     "CHECKPOINT",
     "TASK_RE",
     "is_v1_model_folder",
+    "read_postprocessing",
     "task_id_of",
     "v1_fold_names",
     "validate_v1_model_folder",
@@ -64,3 +68,29 @@ def validate_v1_model_folder(path: Path, rel: object) -> None:
             f"Expected nnU-Net 1 plans (a dict with 'plans_per_stage') in '{rel}/plans.pkl', got "
             f"{type(plans).__name__}; use the official model folder."
         )
+
+
+def read_postprocessing(
+    folder: Path,
+) -> tuple[list[Any], dict[Any, float] | None] | None:
+    """`<folder>/postprocessing.json` as nnU-Net 1's `load_postprocessing` reads it:
+    (`for_which_classes`, `min_valid_object_sizes` or None); None without the file. The sizes
+    are a dict literal in a string, parsed with `ast.literal_eval` (literals only, no code)."""
+    path = folder / "postprocessing.json"
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        classes = [tuple(c) if isinstance(c, list) else int(c) for c in raw["for_which_classes"]]
+        sizes = raw.get("min_valid_object_sizes")
+        parsed = None if sizes is None else ast.literal_eval(sizes)
+        if parsed is not None and not isinstance(parsed, dict):
+            raise ValueError("min_valid_object_sizes is not a dict")
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError) as exc:
+        raise ModelError(
+            f"'{path}' is not nnU-Net 1 postprocessing ({type(exc).__name__}: {exc}); remove "
+            "or re-import it."
+        ) from None
+    if parsed is not None:
+        parsed = {tuple(k) if isinstance(k, list) else k: float(v) for k, v in parsed.items()}
+    return classes, parsed
