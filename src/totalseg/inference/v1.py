@@ -223,7 +223,12 @@ def export_labels_v1(
 
 
 class V1Predictor:
-    """A v1 `LoadedModel` on a device: preprocessing, probabilities over folds, export."""
+    """A v1 `LoadedModel` on a device: preprocessing, probabilities over folds, export.
+
+    Of the `InferenceOptions`, device, tile_step, mirroring and n_threads apply; parity,
+    batch_size, channels_last and accumulate_fp32 do not: the v1 path always runs nnU-Net 1's
+    arithmetic (one tile at a time, float32), so on the CPU it is its parity mode.
+    """
 
     def __init__(self, model: LoadedModel, options: InferenceOptions | None = None) -> None:
         self.model = model
