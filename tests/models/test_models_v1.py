@@ -126,3 +126,25 @@ def test_imports_a_v1_release_zip(tmp_path: Path) -> None:
     assert find_model_folder(256, home=home) == installed
     model = load_model_folder(installed)
     assert model.dataset.class_names[104] == "urinary_bladder"
+
+
+def test_folder_error_paths(tmp_path: Path) -> None:
+    from totalseg.errors import WeightsNotFoundError
+    from totalseg.inference.v1 import V1Predictor
+
+    path = hand_v1_model_folder(tmp_path, "Task901_Tiny", 3)
+    with pytest.raises(WeightsNotFoundError, match=r"Expected \['fold_3'\] with model_final"):
+        load_model_folder(path, folds=3)
+    (path / "postprocessing.json").write_text(
+        '{"for_which_classes": [1], "min_valid_object_sizes": "os"}'
+    )
+    with pytest.raises(ModelError, match="is not nnU-Net 1 postprocessing"):
+        V1Predictor(load_model_folder(path))
+    for key, value, message in (
+        ("use_mask_for_norm", {0: True}, "normalised inside the nonzero mask"),
+        ("preprocessor_name", "PreprocessorFor2D", "GenericPreprocessor, got 'PreprocessorFor2D'"),
+    ):
+        plans = v1_plans(3)
+        plans[key] = value
+        with pytest.raises(ConfigError, match=message):
+            read_v1_plans(plans, 0)
