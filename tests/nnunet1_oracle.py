@@ -37,7 +37,8 @@ REASON = 'needs the nnU-Net 1 oracle: pip install --no-deps "nnunet==1.7.1" "med
 
 def require_nnunet1() -> Any:
     """Import nnunet 1.x (skipping the test without it), with its paths set to a dummy."""
-    for name in ("nnUNet_raw_data_base", "nnUNet_preprocessed", "RESULTS_FOLDER"):
+    # nnU-Net 1-only names (nnUNet_preprocessed is shared with nnunetv2: left alone)
+    for name in ("nnUNet_raw_data_base", "RESULTS_FOLDER"):
         os.environ.setdefault(name, "/nonexistent-nnunet1")
     with contextlib.redirect_stdout(io.StringIO()):
         nnunet = pytest.importorskip("nnunet", reason=REASON)
