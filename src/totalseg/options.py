@@ -43,8 +43,10 @@ class SegmentOptions:
         fast-mode variants (see `inference.sliding_window`).
     Geometry and weights
         resampling_order: spline order of the reference zoom to the task spacing (1 = the
-        reference's default since 2.16; 3 before). folds: folds of a model folder (None: all
-        found). home: weights home folder (None: `$TOTALSEG_HOME` or the platform default).
+        reference's default since 2.16; 3 before; the nnU-Net 1 tasks `total-v1`/`-fast`
+        always zoom as TotalSegmentator 1.5.x did: order 3, scipy's 'constant' mode).
+        folds: folds of a model folder (None: all found). home: weights home folder (None:
+        `$TOTALSEG_HOME` or the platform default).
         download: fetch the official weights of a task on first use when they are missing
         (never when `TOTALSEG_OFFLINE=1` is set).
         roi_crop: with a roi_subset, crop to the structures found by the task's low-res model

@@ -151,13 +151,18 @@ class Segmenter:
         self.parts: list[_Part] = []
         for dataset_id, folder in folders:
             model = load_model_folder(folder, folds=folds)
+            if model.format == "nnunet_v1":  # nnU-Net 1's own pipeline (inference.v1)
+                from totalseg.inference.v1 import V1Predictor
+
+                predictor: Any = V1Predictor(model, inference)
+            else:
+                predictor = Predictor(model, inference)
             self.parts.append(
-                _Part(
-                    _model_name(folder),
-                    Predictor(model, inference),
-                    self._local_labels(dataset_id, model),
-                )
+                _Part(_model_name(folder), predictor, self._local_labels(dataset_id, model))
             )
+        self._v1 = bool(self.parts) and all(
+            p.predictor.model.format == "nnunet_v1" for p in self.parts
+        )
         self._labels = self._output_labels(opts.roi_subset)  # ids of the task's class map
         #: {id: name} of the result (v1 ids with `v1_order`)
         self.labels = self._v1_labels() if opts.v1_order else dict(self._labels)
@@ -326,9 +331,10 @@ class Segmenter:
     def _run_task(self, image: Image, *, lowres: bool = False) -> LabelMap:
         """The task on the whole image: on the input grid, or on the model grid (`lowres`)."""
         assert self.task is not None
-        model_image, grid = to_model_grid(
-            image, self.task.spacing_mm, order=self.options.resampling_order
-        )
+        order, mode = self.options.resampling_order, "nearest"
+        if self._v1:  # TotalSegmentator 1.5.x's zoom: order 3, scipy's default mode
+            order, mode = 3, "constant"
+        model_image, grid = to_model_grid(image, self.task.spacing_mm, order=order, mode=mode)
         array_kji, spacing_kji = to_array_order(
             np.asarray(model_image.array), header_spacing(model_image.affine)
         )
@@ -338,8 +344,7 @@ class Segmenter:
         cache: dict[Any, Any] = {}
         for index, (part, key) in enumerate(zip(self.parts, keys, strict=True)):
             if key not in cache:  # parts with the same preprocessing share one array
-                plan = part.predictor.model.plan
-                cache[key] = preprocess_case(array_kji[None], spacing_kji, plan)
+                cache[key] = _preprocess(part, array_kji[None], spacing_kji)
             labels = self._predict(index, part, *cache[key])
             if key not in keys[index + 1 :]:
                 del cache[key]
@@ -380,7 +385,7 @@ class Segmenter:
         array_kji, spacing_kji = to_array_order(
             np.asarray(source.array), header_spacing(source.affine)
         )
-        data, geometry = preprocess_case(array_kji[None], spacing_kji, plan)
+        data, geometry = _preprocess(part, array_kji[None], spacing_kji)
         labels = from_array_order(self._predict(0, part, data, geometry))
         labels = self._remove_blobs(np.ascontiguousarray(labels), source.spacing_mm)
         if record is None:
@@ -396,17 +401,42 @@ class Segmenter:
             def callback(done: int, total: int) -> None:
                 progress(SegmentProgress(index + 1, n_parts, part.name, done, total))
 
+        if part.predictor.model.format == "nnunet_v1":  # tasks: TotalSegmentator 1.x's mode
+            mode = "fastest" if self.task is not None else "normal"
+            labels = part.predictor.predict_labels(data, geometry, mode=mode, progress=callback)
+            return _v1_postprocess(labels, part.predictor.postprocessing, geometry)
         logits = part.predictor.predict_logits(data, progress=callback)
         return export_labels(logits.numpy(), geometry, part.predictor.model.plan)
 
 
 def _model_name(folder: Path) -> str:
-    return folder.parent.name if folder.parent.name.startswith("Dataset") else folder.name
+    parent = folder.parent.name
+    return parent if parent.startswith(("Dataset", "Task")) else folder.name
+
+
+def _v1_postprocess(labels: np.ndarray, postprocessing: Any, geometry: Any) -> np.ndarray:
+    """nnU-Net 1's postprocessing.json (largest components) on one part's labels, if any."""
+    if postprocessing is None:
+        return labels
+    from totalseg.postprocess.largest_component import keep_largest_components
+
+    classes, min_sizes = postprocessing
+    volume = float(np.prod(geometry.original_spacing, dtype=np.float64))
+    return keep_largest_components(
+        labels, classes, voxel_volume_mm3=volume, min_valid_mm3=min_sizes
+    )
+
+
+def _preprocess(part: _Part, data: np.ndarray, spacing: Sequence[float]) -> tuple[Any, Any]:
+    """nnU-Net 2's preprocessing, or nnU-Net 1's for a v1 model folder."""
+    if part.predictor.model.format == "nnunet_v1":
+        return part.predictor.preprocess(data, spacing)
+    return preprocess_case(data, spacing, part.predictor.model.plan)
 
 
 def _preprocessing_key(plan: Any) -> tuple[Any, ...]:
     return (
-        plan.transpose_forward, plan.spacing_mm, plan.normalization_schemes,
+        plan.preprocessor_name, plan.transpose_forward, plan.spacing_mm, plan.normalization_schemes,
         plan.use_mask_for_norm, plan.intensity_properties, plan.resampling_data.fn_name,
         tuple(sorted((k, repr(v)) for k, v in plan.resampling_data.kwargs.items())),
     )  # fmt: skip

@@ -137,9 +137,9 @@ def test_incomplete_or_foreign_layouts(home: Path, tmp_path: Path, release_zip: 
     v1 = tmp_path / "v1" / "Task251_x" / "nnUNetTrainerV2__nnUNetPlansv2.1"
     (v1 / "fold_0").mkdir(parents=True)
     (v1 / "plans.pkl").write_bytes(b"x")
-    with pytest.raises(ModelError, match=r"nnU-Net v1 model .* not supported yet"):
+    with pytest.raises(ModelError, match=r"Incomplete nnU-Net 1 model folder .*Task251_x"):
         import_weights(tmp_path / "v1")
-    with pytest.raises(ModelError, match=r"Expected DatasetXXX_name/<trainer>"):
+    with pytest.raises(ModelError, match=r"Expected DatasetXXX_name/<trainer>.*or nnU-Net 1"):
         import_weights(
             tmp_path / "v1" / "Task251_x" / "nnUNetTrainerV2__nnUNetPlansv2.1" / "fold_0"
         )
@@ -249,8 +249,6 @@ def test_download_refusals(home: Path, server: str) -> None:
         download_weights("291", expected_sha256="xyz")
     with pytest.raises(ConfigError, match=r"Expected an http\(s\) URL"):
         download_weights("291", url="file:///etc/passwd", expected_sha256="a" * 64)
-    with pytest.raises(ModelError, match=r"nnU-Net v1 model; v1 model folders are not supported"):
-        download_weights("total-v1-fast")
     with pytest.raises(DownloadError, match="failed"):
         download_weights(
             "291", url="http://127.0.0.1:9/x.zip", expected_sha256="a" * 64, timeout_s=2

@@ -1,4 +1,5 @@
-"""Model folders (nnU-Net v2 layout), typed plans, U-Nets, named model sets and the weights home.
+"""Model folders (nnU-Net v2 layout; nnU-Net 1 in `models.v1`), typed plans, U-Nets, named
+model sets and the weights home.
 
 Importing this package does not import torch: the torch-free parts (tasks, plans, weights
 home) are imported eagerly; the torch parts (checkpoint loading, networks, folder reading and
@@ -33,6 +34,7 @@ _LAZY = {
     "LoadedModel": "totalseg.models.folder",
     "load_model": "totalseg.models.folder",
     "load_model_folder": "totalseg.models.folder",
+    "load_v1_model_folder": "totalseg.models.v1.folder",
     "PlainConvUNet": "totalseg.models.unet",
     "ResidualEncoderUNet": "totalseg.models.unet",
     "build_network": "totalseg.models.unet",

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -48,6 +48,7 @@ class LoadedModel:
     folds: tuple[Fold, ...]
     mirror_axes: tuple[int, ...] | None
     trainer_name: str
+    format: Literal["nnunet_v2", "nnunet_v1"] = "nnunet_v2"  # v1: see models.v1.folder
 
     @property
     def n_in(self) -> int:
@@ -194,8 +195,14 @@ def load_model_folder(
 
     `configuration` defaults to the checkpoint's `init_args['configuration']`. Checkpoints are
     loaded with the restricted unpickler and strictly (every key and shape must match).
+    An nnU-Net 1 folder (plans.pkl, no plans.json) is read by `models.v1.folder`.
     """
     folder = Path(path)
+    if (folder / "plans.pkl").is_file() and not (folder / "plans.json").is_file():
+        from totalseg.models.v1.folder import load_v1_model_folder
+
+        v1_name = "model_final_checkpoint" if checkpoint_name == "checkpoint_final.pth" else None
+        return load_v1_model_folder(folder, folds=folds, checkpoint_name=v1_name or checkpoint_name)
     if not folder.is_dir():
         raise WeightsNotFoundError(
             f"Expected a model folder (dataset.json, plans.json, fold_N/) at '{folder}', got "

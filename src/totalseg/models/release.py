@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from totalseg.errors import ConfigError, DownloadError, ModelError, WeightsNotFoundError
+from totalseg.errors import ConfigError, DownloadError, WeightsNotFoundError
 from totalseg.models.download import fetch_verified
 from totalseg.models.lock import (
     LockedArchive,
@@ -138,11 +138,6 @@ def download_weights(
                 continue
             except WeightsNotFoundError:
                 pass
-        if entry.format != "nnunet_v2":
-            raise ModelError(
-                f"Dataset {entry.dataset_id} ({entry.folder}) is an nnU-Net v1 model; v1 model "
-                "folders are not supported yet."
-            )
         todo.append(entry)
     if todo and offline():
         raise DownloadError(
@@ -221,7 +216,7 @@ def ensure_model_folder(
             entry: WeightsEntry | None = weights_entry(dataset_id)
         except ConfigError:
             entry = None
-        if entry is None or entry.format != "nnunet_v2" or not entry.url:
+        if entry is None or entry.format == "bundled" or not entry.url:
             raise
         if not download or offline():
             why = "--no-download" if not download else "TOTALSEG_OFFLINE is set"

@@ -34,11 +34,12 @@ from totalseg.models.download import sha256_file
 from totalseg.models.external import totalsegmentator_weights_dir
 from totalseg.models.plan import read_dataset_json
 from totalseg.models.tasks import WeightsEntry, list_tasks, weights_entry
+from totalseg.models.v1.layout import is_v1_model_folder, v1_fold_names, validate_v1_model_folder
 
 log = logging.getLogger(__name__)
 
-_DATASET_RE = re.compile(r"^Dataset(\d{3,})_[^/\\]+$")
-_V1_MARKERS = ("plans.pkl", "model_final_checkpoint.model")
+# nnU-Net 2 `DatasetXXX_name`, nnU-Net 1 `TaskXXX_name` (TotalSegmentator 1.x, see models.v1)
+_DATASET_RE = re.compile(r"^(?:Dataset|Task)(\d{3,})_[^/\\]+$")
 _CHUNK_BYTES = 1 << 20
 
 __all__ = [
@@ -90,10 +91,13 @@ def weights_dir(home: str | Path | None = None) -> Path:
 
 
 def _is_model_folder(path: Path) -> bool:
-    return (path / "plans.json").is_file() and (path / "dataset.json").is_file()
+    v2 = (path / "plans.json").is_file() and (path / "dataset.json").is_file()
+    return v2 or is_v1_model_folder(path)
 
 
 def _fold_names(path: Path) -> tuple[str, ...]:
+    if is_v1_model_folder(path):
+        return v1_fold_names(path)
     folds = [p.name for p in path.glob("fold_*") if (p / "checkpoint_final.pth").is_file()]
     digits = sorted((n for n in folds if n[5:].isdigit()), key=lambda n: int(n[5:]))
     return tuple(digits + sorted(n for n in folds if not n[5:].isdigit()))
@@ -121,8 +125,17 @@ def list_available(home: str | Path | None = None) -> list[InstalledModel]:
                 )
             )  # fmt: skip
     external = totalsegmentator_weights_dir()
-    theirs = _list_root(external, "TotalSegmentator") if external != weights_dir(home) else []
+    theirs = []
+    if external != weights_dir(home):
+        theirs = _list_root(external, "TotalSegmentator") + _list_root(
+            _v1_root(), "TotalSegmentator"
+        )
     return shipped + list_installed(home) + theirs
+
+
+def _v1_root() -> Path:
+    """Where TotalSegmentator 1.x installed its nnU-Net 1 weights (Task251-256)."""
+    return totalsegmentator_weights_dir() / "nnUNet" / "3d_fullres"
 
 
 def _list_root(root: Path, source: ModelSource) -> list[InstalledModel]:
@@ -198,6 +211,7 @@ def find_model_folder(dataset_id: int, *, home: str | Path | None = None) -> Pat
     places: tuple[tuple[Path, ModelSource], ...] = (
         (root, "totalseg"),
         (external, "TotalSegmentator"),
+        (_v1_root(), "TotalSegmentator"),
     )
     for place, source in places:
         candidates = [m for m in _list_root(place, source) if m.dataset_id == dataset_id]
@@ -224,9 +238,9 @@ def resolve_model_dir(path: str | Path) -> Path:
     single `<trainer>__<plans>__<config>` folder inside it (as the reference tool finds the
     trainer folder inside a `DatasetXXX_name` folder)."""
     path = Path(path)
-    if (path / "plans.json").is_file() or not path.is_dir():
+    if (path / "plans.json").is_file() or is_v1_model_folder(path) or not path.is_dir():
         return path
-    inside = sorted(p for p in path.iterdir() if p.is_dir() and (p / "plans.json").is_file())
+    inside = sorted(p for p in path.iterdir() if p.is_dir() and _is_model_folder(p))
     if len(inside) == 1:
         log.info("using the model folder %s inside %s", inside[0].name, path)
         return inside[0]
@@ -285,6 +299,9 @@ def _extract_zip(archive: Path, dest: Path) -> None:
 
 
 def _validate_model_folder(path: Path, rel: PurePosixPath) -> None:
+    if is_v1_model_folder(path):
+        validate_v1_model_folder(path, rel)
+        return
     problems = [n for n in ("dataset.json", "plans.json") if not (path / n).is_file()]
     if not _fold_names(path):
         problems.append("fold_*/checkpoint_final.pth")
@@ -303,22 +320,18 @@ def _validate_model_folder(path: Path, rel: PurePosixPath) -> None:
 
 
 def _find_model_folders(tree: Path, source: Path) -> list[PurePosixPath]:
-    """Model folders (`DatasetXXX_*/<model>/` with plans.json) in an extracted/copied tree."""
+    """Model folders in an extracted/copied tree: `DatasetXXX_*/<model>/` with plans.json, or
+    nnU-Net 1's `TaskXXX_*/<trainer>__<plans>/` with plans.pkl (v1 release zips)."""
     found = []
-    for plans in sorted(tree.rglob("plans.json")):
-        model = plans.parent
-        if _DATASET_RE.match(model.parent.name) and (model / "dataset.json").is_file():
+    plans = [*tree.rglob("plans.json"), *tree.rglob("plans.pkl")]
+    for model in sorted({p.parent for p in plans}):
+        if _DATASET_RE.match(model.parent.name) and _is_model_folder(model):
             found.append(PurePosixPath(model.relative_to(tree).as_posix()))
     if not found:
-        v1 = [p for m in _V1_MARKERS for p in tree.rglob(m)]
-        if v1:
-            raise ModelError(
-                f"'{source}' holds an nnU-Net v1 model (found {v1[0].name}); v1 model folders are "
-                "not supported yet; use the v2 weights (`totalseg weights download total`)."
-            )
         raise ModelError(
             f"Expected DatasetXXX_name/<trainer>__<plans>__<config>/ with plans.json and "
-            f"dataset.json in '{source}', got none; pass an official weights zip or its folder."
+            f"dataset.json (or nnU-Net 1's TaskXXX_name/<trainer>__<plans>/ with plans.pkl) in "
+            f"'{source}', got none; pass an official weights zip or its folder."
         )
     return found
 
@@ -378,7 +391,10 @@ def import_weights(
     """Install model folders from a release zip or a directory; returns the installed folders.
 
     The source must contain `DatasetXXX_name/<trainer>__<plans>__<config>/` folders (at any
-    depth) with dataset.json, plans.json and fold_N/checkpoint_final.pth. With `link`, a
+    depth) with dataset.json, plans.json and fold_N/checkpoint_final.pth, or nnU-Net 1's
+    `TaskXXX_name/<trainer>__<plans>/` with plans.pkl and fold_N/model_final_checkpoint.model
+    (+ .pkl), as in TotalSegmentator 1.x's release zips (plans.pkl read with the allow-list
+    unpickler before anything is installed). With `link`, a
     directory's model folders are checked the same way and linked (symlinks), not copied: for
     weights that stay where another tool installed them.
     """

@@ -41,15 +41,17 @@ def to_model_grid(
     *,
     order: int = 1,
     truncate_to_int32: bool = True,
+    mode: str = "nearest",
 ) -> tuple[Image, ModelGrid]:
     """Closest canonical RAS, then the reference tool's zoom to `spacing_mm` (see resample);
-    `spacing_mm=None` keeps the input's spacing (tasks that let nnU-Net resample)."""
+    `spacing_mm=None` keeps the input's spacing (tasks that let nnU-Net resample). `mode` is
+    scipy's boundary mode ('constant' for TotalSegmentator 1.x)."""
     canonical, reorientation = to_canonical(image)
     if spacing_mm is None:
         kept = SpacingChange(canonical.shape, canonical.affine.copy(), (1.0, 1.0, 1.0), False)
         return canonical, ModelGrid(reorientation, kept)
     resampled, change = zoom_to_spacing(
-        canonical, spacing_mm, order=order, truncate_to_int32=truncate_to_int32
+        canonical, spacing_mm, order=order, truncate_to_int32=truncate_to_int32, mode=mode
     )
     return resampled, ModelGrid(reorientation, change)
 

@@ -177,12 +177,15 @@ def zoom_to_spacing(
     *,
     order: int = 1,
     truncate_to_int32: bool = True,
+    mode: str = "nearest",
 ) -> tuple[Image, SpacingChange]:
     """The reference tool's `change_spacing`: scipy zoom to `spacing_mm`, mode 'nearest'.
 
     The zoom is header spacing (float32) / target; the new affine divides each column by its
     zoom. `truncate_to_int32` reproduces the reference's `astype(int32)`; without it the result
-    is float32. A zoom of exactly 1 on every axis is skipped (the image is returned as is).
+    is float32. `mode` is scipy's boundary mode: 'nearest' since reference 2.8, 'constant'
+    (scipy's default) in TotalSegmentator 1.x. A zoom of exactly 1 on every axis is skipped
+    (the image is returned as is).
     """
     target = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,))
     if np.any(~np.isfinite(target)) or np.any(target <= 0):
@@ -194,9 +197,7 @@ def zoom_to_spacing(
         return image, change
     affine = image.affine.copy()
     affine[:3, :3] = affine[:3, :3] / zoom[None, :]
-    out = ndimage.zoom(
-        np.asarray(image.array), zoom, output=np.float64, order=order, mode="nearest"
-    )
+    out = ndimage.zoom(np.asarray(image.array), zoom, output=np.float64, order=order, mode=mode)
     array = out.astype(np.int32) if truncate_to_int32 else out.astype(np.float32)
     return Image(array, affine), dataclasses.replace(change, applied=True)
 
