@@ -151,7 +151,9 @@ def run(
 @app.command("analyze")
 def analyze(
     study: Path = typer.Argument(
-        ..., help="Study folder from `study run` (or a .parquet/.csv tidy table)."
+        ...,
+        help="Study folder from `study run`, a cohort folder (cohort_stats.parquet from "
+        "`phantom cohort --mode stats`) or a .parquet/.csv long table.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Report folder (CSV tables, figures, HTML)."),
     alpha: float = typer.Option(1e-4, "--alpha", help="Significance level (paper: 0.0001)."),

@@ -17,39 +17,15 @@ from urllib.parse import quote
 
 import numpy as np
 
-from totalseg.errors import InputError
 from totalseg.stats.formats import atomic_write_bytes, atomic_write_text
-from totalseg.study.analysis import REQUIRED_COLUMNS, AnalysisConfig, AnalysisResult, analyze_frame
+from totalseg.study.analysis import AnalysisConfig, AnalysisResult, analyze_frame
 from totalseg.study.exclusion import load_min_volumes
+from totalseg.study.table import load_study_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["analyze_study", "load_study_table", "render_html"]
-
-_QUERY = (
-    "SELECT s.scan_id, c.age, c.sex, s.structure, s.status, s.volume_ml, s.mean_hu "
-    "FROM structure_stats s JOIN scans c USING (scan_id) WHERE c.status = 'ok'"
-)
-
-
-def load_study_table(source: str | os.PathLike[str]) -> pd.DataFrame:
-    """Tidy scan x structure table (REQUIRED_COLUMNS) of a study folder, Parquet or CSV file."""
-    import pandas as pd
-
-    from totalseg.study.store import ResultStore
-
-    p = Path(source)
-    if p.is_dir():
-        with ResultStore(p, read_only=True) as store:
-            return store.con.execute(_QUERY).df()
-    if p.suffix.lower() == ".parquet" and p.is_file():
-        return pd.read_parquet(p, columns=list(REQUIRED_COLUMNS))
-    if p.suffix.lower() == ".csv" and p.is_file():
-        return pd.read_csv(p)
-    raise InputError(
-        f"Expected a study folder (with study.duckdb), a .parquet or a .csv table, got '{p}'."
-    )
 
 
 def analyze_study(
