@@ -119,10 +119,14 @@ class Body:
             out[st.name] = float(np.exp(shared + pair[base] + own))
         return out
 
+    def jitter(self, name: str) -> float:
+        """The structure's random volume factor (1.0 for names without one)."""
+        return self._jitter.get(name, 1.0)
+
     def vol(self, name: str) -> float:
         """Volume factor of a structure: random jitter x planted age and sex effects."""
         p = self.params
-        return self._jitter.get(name, 1.0) * volume_factor(
+        return self.jitter(name) * volume_factor(
             name,
             age_years=p.age_years,
             sex=p.sex,
