@@ -167,18 +167,37 @@ def analyze(
         False, "--include-incomplete", help="Keep structures that touch the image border."
     ),
     min_n: int = typer.Option(20, "--min-n", min=4, help="Fewest measurements to test."),
+    adjust: str | None = typer.Option(
+        None,
+        "--adjust",
+        help="Also test age effects adjusted for these columns (comma-separated, numeric or "
+        "categorical, e.g. sex,height_cm,bmi): partial Spearman and robust linear model.",
+    ),
+    fdr_q: float = typer.Option(
+        0.05, "--fdr-q", help="Benjamini-Hochberg false discovery rate shown beside Bonferroni."
+    ),
     max_figures: int = typer.Option(
         12, "--max-figures", min=0, help="Structures drawn per measure (strongest trends)."
     ),
+    reference: Path | None = typer.Option(
+        None, "--reference", help="Folder of `study reference`: add its percentile fans."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Exclusions, normality, Spearman, Kruskal-Wallis, rank-sum post hoc; HTML report."""
+    """Exclusions, normality, Spearman, Kruskal-Wallis, rank-sum post hoc (Bonferroni and
+    FDR), optionally covariate-adjusted age effects; HTML report."""
     import json
 
     from totalseg.study import AnalysisConfig, analyze_study
 
+    covariates = tuple(c.strip() for c in (adjust or "").split(",") if c.strip())
     config = AnalysisConfig(
-        alpha=alpha, by_sex=by_sex, include_incomplete=include_incomplete, min_n=min_n
+        alpha=alpha,
+        by_sex=by_sex,
+        include_incomplete=include_incomplete,
+        min_n=min_n,
+        adjust=covariates,
+        fdr_q=fdr_q,
     )
     result = analyze_study(
         study,
@@ -186,6 +205,7 @@ def analyze(
         config=config,
         min_volumes=min_volumes,
         max_figures=max_figures,
+        reference=reference,
         progress=lambda msg: typer.echo(msg, err=True),
     )
     sp = result.spearman
@@ -193,14 +213,23 @@ def analyze(
         f"{stratum}/{measure}": int(g["significant"].sum())
         for (stratum, measure), g in sp.groupby(["stratum", "measure"], sort=True)
     }
-    summary = {
+    summary: dict[str, Any] = {
         "n_scans": result.n_scans,
         "significant_spearman": significant,
         "report": str(out / "report.html"),
     }
+    adjusted = {}
+    if result.adjusted is not None:
+        adjusted = {
+            f"{stratum}/{measure}": int(g["significant"].sum())
+            for (stratum, measure), g in result.adjusted.groupby(["stratum", "measure"])
+        }
+        summary["significant_adjusted"] = adjusted
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
     for key, n in significant.items():
         typer.echo(f"{key}: {n} significant age correlations (Bonferroni, P < {alpha:g})")
+        if key in adjusted:
+            typer.echo(f"{key}: {adjusted[key]} adjusted for {','.join(covariates)}")
     typer.echo(f"Report: {out / 'report.html'}")

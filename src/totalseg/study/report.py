@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from totalseg.errors import InputError
 from totalseg.stats.formats import atomic_write_bytes, atomic_write_text
 from totalseg.study.analysis import AnalysisConfig, AnalysisResult, analyze_frame
 from totalseg.study.exclusion import load_min_volumes
@@ -35,9 +36,13 @@ def analyze_study(
     config: AnalysisConfig | None = None,
     min_volumes: str | os.PathLike[str] | None = None,
     max_figures: int = 12,
+    reference: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> AnalysisResult:
-    """Analyze a study; write `<table>.csv`, `figures/*.png` and `report.html` to `out_dir`."""
+    """Analyze a study; write `<table>.csv`, `figures/*.png` and `report.html` to `out_dir`.
+
+    `reference`: a folder of `totalseg study reference`; its percentile fans join the report.
+    """
     out = Path(out_dir)
     say = progress or (lambda _msg: None)
     say("loading the study table")
@@ -55,8 +60,20 @@ def analyze_study(
         if stale.stem not in figures:
             stale.unlink()
     say("writing the report")
-    atomic_write_text(out / "report.html", render_html(result, figures, source=str(source)))
+    fans = {} if reference is None else _fans(Path(reference))
+    page = render_html(result, figures, source=str(source), fans=fans)
+    atomic_write_text(out / "report.html", page)
     return result
+
+
+def _fans(folder: Path) -> dict[str, bytes]:
+    found = sorted((folder / "figures").glob("fan_*.png"))
+    if not found:
+        raise InputError(
+            f"Expected percentile fans (figures/fan_*.png) in the reference folder '{folder}', "
+            "got none; write it with `totalseg study reference`."
+        )
+    return {p.stem: p.read_bytes() for p in found}
 
 
 def _top_structures(result: AnalysisResult, measure: str, n: int) -> pd.DataFrame:
@@ -143,8 +160,16 @@ def _img(png: bytes, alt: str) -> str:
     return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></p>'
 
 
-def render_html(result: AnalysisResult, figures: dict[str, bytes], *, source: str) -> str:
+def render_html(
+    result: AnalysisResult,
+    figures: dict[str, bytes],
+    *,
+    source: str,
+    fans: dict[str, bytes] | None = None,
+) -> str:
     """The self-contained HTML report (figures inline as base64 PNG, no external resources)."""
+    from totalseg.study.sections import adjusted_section, fans_section
+
     cfg = result.config
     kept = int(result.exclusions["n_kept"].sum())
     parts = [
@@ -164,6 +189,10 @@ def render_html(result: AnalysisResult, figures: dict[str, bytes], *, source: st
     ]
     for measure in cfg.measures:
         parts.append(_measure_section(result, figures, measure))
+    if result.adjusted is not None:
+        parts.append(f"<h2>Adjusted for {html.escape(', '.join(cfg.adjust))}</h2>")
+        parts += [adjusted_section(result, measure) for measure in cfg.measures]
+    parts.append(fans_section(fans or {}))
     parts += [
         "<h2>Exclusions</h2>",
         "<details><summary>Measurements excluded per structure</summary>",
