@@ -1,4 +1,4 @@
-"""`totalseg study run|analyze`: population studies over a cohort of CT scans."""
+"""`totalseg study run|analyze|reference`: population studies over a cohort of CT scans."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ __all__ = ["app"]
 app = typer.Typer(
     help=(
         "Population studies: measure every structure of every scan of a cohort (run), then "
-        "test age trends as in the paper and write a report (analyze)."
+        "test age trends as in the paper and write a report (analyze), fit normative "
+        "percentile curves by age and sex (reference)."
     ),
     no_args_is_help=True,
 )
@@ -233,3 +234,41 @@ def analyze(
         if key in adjusted:
             typer.echo(f"{key}: {adjusted[key]} adjusted for {','.join(covariates)}")
     typer.echo(f"Report: {out / 'report.html'}")
+
+
+@app.command("reference")
+def reference(
+    study: Path = typer.Argument(
+        ..., help="Study folder, cohort folder (cohort_stats.parquet) or .parquet/.csv table."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Reference folder (tables, figures)."),
+    min_n: int = typer.Option(50, "--min-n", min=10, help="Fewest measurements per sex."),
+    min_volumes: Path | None = typer.Option(
+        None, "--min-volumes", help="CSV structure,min_volume_ml overriding the shipped bounds."
+    ),
+    include_incomplete: bool = typer.Option(
+        False, "--include-incomplete", help="Keep structures that touch the image border."
+    ),
+    structures: str | None = typer.Option(
+        None, "--structures", help="Draw fans of these structures (comma-separated)."
+    ),
+    max_figures: int = typer.Option(
+        8, "--max-figures", min=0, help="Fans per measure (largest change over age)."
+    ),
+) -> None:
+    """Age- and sex-specific percentile curves (2.5-97.5 %) of every structure's volume and
+    mean HU: reference.parquet/.csv (versioned), reference_bands.csv, reference.json, fans."""
+    from totalseg.study.reference import ReferenceConfig, write_reference
+
+    names = [s.strip() for s in (structures or "").split(",") if s.strip()] or None
+    table = write_reference(
+        study,
+        out,
+        config=ReferenceConfig(min_n=min_n, include_incomplete=include_incomplete),
+        min_volumes=min_volumes,
+        structures=names,
+        max_figures=max_figures,
+        progress=lambda msg: typer.echo(msg, err=True),
+    )
+    n_curves = len(table.groupby(["structure", "measure", "sex"]))
+    typer.echo(f"{n_curves} percentile curves written to {out / 'reference.parquet'}")
