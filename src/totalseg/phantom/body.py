@@ -9,6 +9,7 @@ and small random shape deformations, all drawn from the subject's seed.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from totalseg.phantom.effects import (
 from totalseg.phantom.params import SubjectParams
 from totalseg.phantom.shapes import Scaled, Shape
 
-__all__ = ["Body", "Part", "spine_levels", "spine_y"]
+__all__ = ["Body", "Part", "jitter_log_sd", "spine_levels", "spine_y"]
 
 #: Vertebral levels: name -> (z centre, half height, body semi-axes rx, ry) in the reference frame.
 _LEVEL_Z = {
@@ -79,6 +80,14 @@ class Part:
 _JITTER_SD = {"organ": 0.12, "bone": 0.04, "muscle": 0.10, "vessel": 0.08}
 _OWN_SD = {"urinary_bladder": 0.45, "colon": 0.2, "small_bowel": 0.2, "stomach": 0.3,
            "gallbladder": 0.35, "kidney_cyst_left": 0.3, "kidney_cyst_right": 0.3}  # fmt: skip
+
+
+def jitter_log_sd(name: str) -> float:
+    """SD of log(jitter) of a structure across subjects (group, pair and own terms)."""
+    group = next(st.group for st in structures() if st.name == name)
+    shared = _JITTER_SD[group] if group in ("bone", "muscle") else 0.0
+    own = _OWN_SD.get(name, 0.03)
+    return float(math.sqrt(shared**2 + _JITTER_SD[group] ** 2 + own**2))
 
 
 @dataclass

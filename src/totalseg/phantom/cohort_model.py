@@ -39,7 +39,7 @@ from totalseg.phantom.effects import (
 from totalseg.phantom.labels import MERGES, structure_names
 from totalseg.phantom.params import SubjectParams
 
-__all__ = ["Template", "cohort_params", "model_statistics", "template"]
+__all__ = ["Template", "cohort_params", "model_statistics", "template", "true_log_volume"]
 
 _HEART_PARTS = tuple(k for k, v in MERGES["v2"].items() if v == "heart")
 _FOREIGN_HU = 1000.0  # marker value of tissues painted inside a structure of another name
@@ -174,3 +174,41 @@ def model_statistics(
         {**base, "structure": n, "volume_ml": v, "mean_hu": h if v > 0 else math.nan}
         for n, (v, h) in per.items()
     ]
+
+
+#: sex -> (mean, sd) of the drawn height (cm), as `sample_subject_params` draws it
+_HEIGHT_CM = {"M": (177.0, 7.0), "F": (164.0, 6.5)}
+
+
+def true_log_volume(
+    name: str,
+    *,
+    age_years: float,
+    sex: str,
+    spacing_mm: float = 5.0,
+    effects: Sequence[PopulationEffect] = DEFAULT_EFFECTS,
+    height_trend: HeightTrend | None = DEFAULT_HEIGHT_TREND,
+) -> tuple[float, float]:
+    """(mean, sd) of log(volume_ml) of a structure among model-engine subjects of this age
+    and sex: the template, the planted effects, the jitter (normal on the log scale) and the
+    height term 2.6 log(h / 175) (h from its clipped normal and the trend, by quadrature).
+    The sum is about normal (the height term nearly is), so percentiles follow from it."""
+    from scipy import stats
+
+    from totalseg.phantom.body import jitter_log_sd
+
+    tpl = template(sex, float(spacing_mm))
+    log_rate, sex_factor, _ = _rates(tuple(effects), sex)
+    decades = (age_years - REFERENCE_AGE_YEARS) / 10.0
+    mean_h, sd_h = _HEIGHT_CM[sex]
+    z = np.linspace(-8.0, 8.0, 4001)
+    weight = stats.norm.pdf(z)
+    weight /= weight.sum()
+    height = np.clip(mean_h + sd_h * z, 145.0, 205.0)
+    if height_trend is not None:
+        height = np.clip(height + height_trend.cm_per_decade * decades, 145.0, 205.0)
+    log_scale = 2.6 * np.log(height / REFERENCE_HEIGHT_CM)
+    scale_mean = float(weight @ log_scale)
+    scale_var = float(weight @ (log_scale - scale_mean) ** 2)
+    mean = math.log(tpl.unit_ml[name] * sex_factor[name]) + log_rate[name] * decades + scale_mean
+    return mean, math.sqrt(jitter_log_sd(name) ** 2 + scale_var)

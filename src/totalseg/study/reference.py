@@ -1,6 +1,7 @@
 """Normative reference values: age- and sex-specific percentile curves per structure and measure.
 
-Model: a location/scale model per structure, measure and sex, fitted with statsmodels:
+Model: a location/scale model per structure, measure and sex, fitted by least squares
+(numpy; the B-spline basis from scipy):
 - the measure is transformed to an about normal scale: log(volume_ml), mean HU as is;
 - location mu(age): ordinary least squares on a cubic B-spline of age (`scipy.interpolate`
   basis, interior knots at the age terciles of the sex's measurements);
@@ -17,6 +18,9 @@ model estimates them from every subject; and it costs two linear fits per curve 
 iterative fit per percentile. The price is the normality assumption on the transformed scale
 (no skewness or kurtosis as a GAMLSS BCCG/BCT model would fit); `reference_bands.csv` checks
 it per 10-year age band: the observed fraction below the 2.5 % and above the 97.5 % curve.
+The standard errors of location and log(scale) at each age (columns `location_se`,
+`log_scale_se`) give the sampling error of a percentile on the transformed scale:
+sqrt(location_se**2 + (z_p * scale * log_scale_se)**2).
 
 Outputs (`write_reference`), schema version `SCHEMA_VERSION` (a column of every table, and
 metadata of the Parquet file and of `reference.json`):
@@ -75,6 +79,8 @@ COLUMN_DOCS: dict[str, str] = {
     "transform": "scale of location/scale: log (volume) or identity (HU)",
     "location": "mu(age) on the transformed scale",
     "scale": "sigma(age) on the transformed scale",
+    "location_se": "standard error of location (from the OLS fit's covariance)",
+    "log_scale_se": "standard error of log(scale) (from the scale fit's covariance)",
     **{percentile_column(p): f"{p:g} % percentile, in the measure's unit" for p in PERCENTILES},
     "n_band": "measurements of this sex in the 10-year age band holding this age",
     "n_sex": "measurements of this sex and structure in the reference",
@@ -116,22 +122,36 @@ def _knots(age: np.ndarray, n_interior: int) -> np.ndarray:
     return np.concatenate([[lo] * 4, np.asarray(inner, float), [hi] * 4])
 
 
-def _fit_curve(age: np.ndarray, y: np.ndarray, config: ReferenceConfig) -> dict[str, Any]:
-    import statsmodels.api as sm
+def _ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares coefficients, their covariance s^2 (X'X)^-1, and the residuals."""
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ coef
+    dof = max(1, x.shape[0] - x.shape[1])
+    cov = float(resid @ resid) / dof * np.linalg.pinv(x.T @ x)
+    return coef, cov, resid
 
+
+def _fit_curve(age: np.ndarray, y: np.ndarray, config: ReferenceConfig) -> dict[str, Any]:
     knots = _knots(age, config.n_interior_knots)
-    location = sm.OLS(y, _basis(age, knots)).fit()
-    resid = y - location.fittedvalues
-    scale_x = sm.add_constant(age, has_constant="add")
+    loc, loc_cov, resid = _ols(_basis(age, knots), y)
     log_abs = np.log(np.maximum(np.abs(resid), 1e-12 * max(1.0, float(np.std(y)))))
-    scale = sm.OLS(log_abs, scale_x).fit()
-    return {"knots": knots, "loc": location.params, "scale": scale.params}
+    scale, scale_cov, _ = _ols(np.column_stack([np.ones_like(age), age]), log_abs)
+    return {"knots": knots, "loc": loc, "loc_cov": loc_cov, "scale": scale, "scale_cov": scale_cov}
 
 
 def _evaluate(curve: dict[str, Any], ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mu = _basis(ages, curve["knots"]) @ curve["loc"]
     sigma = np.exp(curve["scale"][0] + curve["scale"][1] * ages + _LOG_ABS_BIAS)
     return mu, sigma
+
+
+def _standard_errors(curve: dict[str, Any], ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SE of location and of log(scale) at each age (delta method on the fits' covariance)."""
+    b = _basis(ages, curve["knots"])
+    x = np.column_stack([np.ones_like(ages), ages])
+    se_mu = np.sqrt(np.einsum("ij,jk,ik->i", b, curve["loc_cov"], b))
+    se_log_sigma = np.sqrt(np.einsum("ij,jk,ik->i", x, curve["scale_cov"], x))
+    return se_mu, se_log_sigma
 
 
 def fit_reference(
@@ -167,13 +187,15 @@ def fit_reference(
             curve = _fit_curve(age, y, config)
             key = {"structure": structure, "measure": measure, "sex": sex}
             rows.append(_curve_rows(curve, age, z, key, config))
-            bands.append(_band_rows(curve, age, y, key, config))
+            bands.extend(_band_rows(curve, age, y, key, config))
     if not rows:
         raise InputError(
             f"Expected at least {config.min_n} measurements of one structure and sex, got "
             "fewer everywhere; lower --min-n or use a larger cohort."
         )
-    return pd.concat(rows, ignore_index=True), pd.concat(bands, ignore_index=True)
+    columns = {c: np.concatenate([np.broadcast_to(r[c], r["age"].shape) for r in rows])
+               for c in REFERENCE_COLUMNS}  # fmt: skip
+    return pd.DataFrame(columns), pd.DataFrame(bands)
 
 
 def _transform(values: np.ndarray, measure: str) -> np.ndarray:
@@ -192,13 +214,12 @@ def _curve_rows(
     z: np.ndarray,
     key: dict[str, str],
     config: ReferenceConfig,
-) -> pd.DataFrame:
-    import pandas as pd
-
+) -> dict[str, Any]:
     ages = np.arange(math.ceil(age.min()), math.floor(age.max()) + 1, dtype=float)
     if ages.size == 0:
         ages = np.array([float(np.median(age))])
     mu, sigma = _evaluate(curve, ages)
+    se_mu, se_log_sigma = _standard_errors(curve, ages)
     back = np.exp if key["measure"] == "volume_ml" else (lambda v: v)
     edges = _band_edges(age, config.band_years)
     counts = np.histogram(age, edges)[0]
@@ -210,11 +231,13 @@ def _curve_rows(
         "transform": "log" if key["measure"] == "volume_ml" else "identity",
         "location": mu,
         "scale": sigma,
+        "location_se": se_mu,
+        "log_scale_se": se_log_sigma,
     }
     for p, zp in zip(PERCENTILES, z, strict=True):
         out[percentile_column(p)] = back(mu + zp * sigma)
     out.update(n_band=counts[band], n_sex=age.size, age_min=age.min(), age_max=age.max())
-    return pd.DataFrame(out, columns=list(REFERENCE_COLUMNS))
+    return out
 
 
 def _band_rows(
@@ -223,9 +246,7 @@ def _band_rows(
     y: np.ndarray,
     key: dict[str, str],
     config: ReferenceConfig,
-) -> pd.DataFrame:
-    import pandas as pd
-
+) -> list[dict[str, Any]]:
     mu, sigma = _evaluate(curve, age)
     zs = (y - mu) / sigma
     edges = _band_edges(age, config.band_years)
@@ -244,7 +265,7 @@ def _band_rows(
                 "median_z": float(np.median(zs[sel])) if n else math.nan,
             }
         )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def write_reference(
@@ -291,7 +312,8 @@ def _metadata(
         "source": str(source),
         "n_scans": int(frame["scan_id"].nunique()),
         "percentiles": list(PERCENTILES),
-        "model": "location/scale: OLS on a cubic B-spline of age (location), log|residual| "
+        "model": "location/scale: least squares on a cubic B-spline of age (location), "
+        "log|residual| "
         "linear in age (scale); log(volume), HU as is; see totalseg.study.reference",
         "config": {k: getattr(config, k) for k in ("min_n", "band_years", "n_interior_knots")},
         "columns": COLUMN_DOCS,
