@@ -80,8 +80,9 @@ def _design(scans: pd.DataFrame, covariates: Sequence[str]) -> tuple[dict[str, A
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
             numeric[name] = column.to_numpy(dtype=float)
         else:
-            coded = pd.get_dummies(column.astype(str), prefix=name, drop_first=True, dtype=float)
-            dummies.update({c: coded[c].to_numpy() for c in coded.columns})
+            text = column.astype(str).to_numpy()
+            for level in sorted(set(text))[1:]:  # dummy coding against the first level
+                dummies[f"{name}_{level}"] = (text == level).astype(float)
     return {"numeric": numeric, "dummies": dummies}, used
 
 
@@ -157,7 +158,7 @@ def _robust_fit(
     cols += [v - v.mean() for v in design["numeric"].values()]
     cols += list(design["dummies"].values())
     y = np.log(values) if log else values
-    fit = sm.RLM(y, np.column_stack(cols), M=sm.robust.norms.HuberT()).fit()
+    fit = sm.RLM(y, np.column_stack(cols), M=sm.robust.norms.HuberT()).fit(tol=1e-6)
     b, se = float(fit.params[1]), float(fit.bse[1])
     lo, hi = b - 1.959963984540054 * se, b + 1.959963984540054 * se
     transform = math.expm1 if log else float

@@ -13,7 +13,7 @@ __all__ = ["adjusted_section", "fans_section"]
 _SHOWN = [
     "stratum", "structure", "n", "r_s", "p_bonferroni_unadjusted", "r_s_partial",
     "p_bonferroni", "p_fdr", "effect_per_decade", "ci_low", "ci_high", "rlm_p_bonferroni",
-    "rlm_p_fdr",
+    "rlm_p_fdr", "significant",
 ]  # fmt: skip
 
 
@@ -42,9 +42,11 @@ def adjusted_section(result: AnalysisResult, measure: str) -> str:
         f"{unit} with its 95 % confidence interval. Rows: structures significant before or "
         "after adjustment (highlighted: significant after adjustment); all rows in "
         "adjusted.csv.</p>",
-        _table_html(shown[columns]) if len(shown) else "<p><em>None significant.</em></p>",
+        f"<div style='overflow-x:auto'>{_table_html(shown[columns])}</div>"
+        if len(shown)
+        else "<p><em>None significant.</em></p>",
         f"<details><summary>adjusted.csv ({html.escape(measure)})</summary>",
-        _table_html(adj.drop(columns="measure")),
+        f"<div style='overflow-x:auto'>{_table_html(adj.drop(columns='measure'))}</div>",
         "</details>",
     ]
     return "\n".join(out)
