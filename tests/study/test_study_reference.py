@@ -139,3 +139,18 @@ def test_reference_errors(small: Path, tmp_path: Path, capsys) -> None:
         ReferenceTable(pd.DataFrame({"schema_version": [7]}), where="x")
     with pytest.raises(InputError, match="Expected a reference folder"):
         ReferenceTable.load(tmp_path)
+
+
+def test_analyze_report_shows_the_percentile_fans(small: Path, tmp_path: Path, capsys) -> None:
+    ref, report = tmp_path / "ref", tmp_path / "report"
+    argv = ["study", "reference", str(small), "--out", str(ref), "--max-figures", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    argv = ["study", "analyze", str(small), "--out", str(report), "--max-figures", "0"]
+    bounds = tmp_path / "bounds.csv"
+    bounds.write_text("structure,min_volume_ml\nliver,0\n")
+    assert main([*argv, "--reference", str(ref), "--min-volumes", str(bounds)]) == 0
+    page = (report / "report.html").read_text()
+    assert "Reference percentiles by age and sex" in page
+    assert page.count('alt="fan_') == 2  # one per measure
+    assert main([*argv, "--reference", str(tmp_path)]) == 1
+    assert "Expected percentile fans" in capsys.readouterr().err
