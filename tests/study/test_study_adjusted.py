@@ -110,6 +110,8 @@ def test_cli_adjust_writes_the_table_and_reports_errors(tmp_path: Path, capsys) 
     table = pd.read_csv(out / "adjusted.csv")
     assert {"rlm_p_fdr", "p_fdr", "ci_low", "ci_high", "r_s"} <= set(table.columns)
     assert "Adjusted age effects" in (out / "report.html").read_text()
+    assert main([*argv, "--adjust", "sex", "--fdr-q", "1e-300", "--max-figures", "0"]) == 0
+    assert not pd.read_csv(out / "adjusted.csv")["significant_fdr"].any()
     assert main([*argv, "--adjust", "weight"]) == 1
     assert "Expected --adjust covariates" in capsys.readouterr().err
     assert load_study_table(tmp_path / "t.parquet")["height_cm"].notna().all()
