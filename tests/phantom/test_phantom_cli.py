@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 
 from totalseg.cli.app import main
@@ -48,6 +49,30 @@ def test_cohort_command_writes_the_statistics_table(tmp_path, capsys):
     assert "Wrote 248 rows" in capsys.readouterr().out
     header = (tmp_path / "cohort_stats.csv").read_text().splitlines()[0]
     assert header == "image_id;age;sex;height_cm;bmi;structure;volume_ml;mean_hu"
+
+
+def test_cohort_engine_and_height_trend_options(tmp_path, capsys):
+    import pandas as pd
+
+    tables = {}
+    for name, extra in (
+        ("model", []),
+        ("flat", ["--height-trend", "0"]),
+        ("render", ["--engine", "render", "--spacing-mm", "10"]),
+    ):
+        out = tmp_path / name
+        assert main(["phantom", "cohort", "--n", "3", "--out", str(out), *extra]) == 0
+        tables[name] = pd.read_parquet(out / "cohort_stats.parquet")
+    capsys.readouterr()
+    model, flat, render = (
+        tables[k].drop_duplicates("image_id") for k in ("model", "flat", "render")
+    )
+    assert (model["age"].to_numpy() == flat["age"].to_numpy()).all()
+    older = model["age"].to_numpy() > 50  # the trend makes the older shorter, the younger taller
+    shift = model["height_cm"].to_numpy() - flat["height_cm"].to_numpy()
+    assert (np.sign(shift) == np.where(older, -1, 1)).all()
+    assert (render["height_cm"].to_numpy() == model["height_cm"].to_numpy()).all()
+    assert main(["phantom", "cohort", "--n", "2", "--out", str(tmp_path), "--engine", "x"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,10 @@ def test_run_then_analyze(make_cohort: Callable[..., Path], tmp_path: Path, caps
         "all/volume_ml",
     }
     assert (report / "report.html").is_file()
+    from totalseg.study import load_study_table
+
+    frame = load_study_table(study)  # manifest covariates become columns
+    assert set(frame["institute"]) == {"A"} and "covariates_json" not in frame.columns
 
 
 def _no_bounds(tmp_path: Path) -> Path:

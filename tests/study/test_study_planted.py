@@ -74,7 +74,9 @@ def test_phantom_stats_cohort_of_400_recovers_the_planted_effects() -> None:
     """The phantom generator's stats-only cohort mode (ground-truth volume and mean HU rendered
     per subject on a 6 mm grid): planted effects found with their sign, nothing else."""
     cohort = pytest.importorskip("totalseg.phantom.cohort")
-    table = cohort.generate_cohort(400, seed=0, mode="stats", spacing_mm=6.0, jobs=2)
+    table = cohort.generate_cohort(
+        400, seed=0, mode="stats", spacing_mm=6.0, jobs=2, engine="render", height_trend=None
+    )
     names = set(class_map("v2").values())
     frame = table.loc[table["structure"].isin(names)].rename(columns={"image_id": "scan_id"})
     frame = frame.assign(status=np.where(frame["volume_ml"] > 0, "ok", "absent"))

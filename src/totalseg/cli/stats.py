@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
     from totalseg.stats import StructureStatsTable
+    from totalseg.study.zscore import Score
 
 __all__ = ["stats"]
 
@@ -48,9 +49,18 @@ def stats(
         help="Names of a multilabel file's ids: v1, v2, a task (e.g. total_mr) or a file "
         "(JSON {id: name} or 'ID,NAME' lines); overrides the file's label table.",
     ),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="Reference folder of `totalseg study reference`: add each structure's percentile "
+        "and z-score (needs --age and --sex).",
+    ),
+    age: float | None = typer.Option(None, "--age", help="Age (years) of the scan's subject."),
+    sex: str | None = typer.Option(None, "--sex", help="Sex of the scan's subject: m or f."),
     as_json: bool = typer.Option(False, "--json", help="Print the full JSON to stdout."),
 ) -> None:
-    """Volume, HU statistics, centroid, bounding box and status of every structure."""
+    """Volume, HU statistics, centroid, bounding box and status of every structure; with
+    --reference, percentiles and z-scores against normative values (flagged outside 2.5-97.5 %)."""
     import json
 
     from totalseg.image import LabelMap
@@ -58,6 +68,7 @@ def stats(
     from totalseg.preprocess.orientation import on_grid_of
     from totalseg.stats import compute_statistics, read_segmentation, write_statistics
 
+    scorer = None if reference is None else _reference(reference, age, sex)
     image = read_any(ct)
     label_map = read_segmentation(seg)
     if class_map is not None:
@@ -73,11 +84,18 @@ def stats(
     reference_layout = reference_compatible and (out is None or out.suffix.lower() == ".json")
     if out is not None:
         write_statistics(table, out, format="reference" if reference_layout else None)
+    scores = [] if scorer is None else _scores(table, *scorer)
+    if scorer is not None and scorer[3]:
+        typer.echo(f"Warning: {scorer[3]}", err=True)
     if as_json:
         doc = table.to_reference_dict() if reference_layout else table.to_json_dict()
+        if scorer is not None:
+            doc["reference"] = _reference_doc(reference, scorer, scores)
         typer.echo(json.dumps(doc, indent=2, allow_nan=False))
         return
     _render(table)
+    if scores:
+        _render_scores(scores)
     if out is not None:
         typer.echo(f"Wrote {out}", err=True)
 
@@ -116,5 +134,72 @@ def _render(table: StructureStatsTable) -> None:
             _fmt(row.median_hu, 1),
             _fmt(row.std_hu, 1),
             str(row.n_voxels),
+        )
+    Console().print(view)
+
+
+_Scorer = tuple[Any, float, str, str]
+
+
+def _reference(path: Path, age: float | None, sex: str | None) -> _Scorer:
+    """(reference table, age, sex, support note), checked before the CT is read."""
+    from totalseg.errors import InputError
+    from totalseg.study.manifest import normalize_sex
+    from totalseg.study.zscore import ReferenceTable
+
+    if age is None or sex is None:
+        raise InputError(
+            "Expected --age and --sex with --reference, got "
+            f"{'no --age' if age is None else 'no --sex'}; e.g. --age 63 --sex f."
+        )
+    code = normalize_sex(sex) or ""
+    if code not in ("M", "F"):
+        raise InputError(f"Expected --sex m or f, got {sex!r}.")
+    table = ReferenceTable.load(path)
+    return table, float(age), code, table.support_note(age=float(age), sex=code)
+
+
+def _scores(table: StructureStatsTable, ref: Any, age: float, sex: str, _note: str) -> list[Score]:
+    out = []
+    for row in table.present():
+        for measure, value in (("volume_ml", row.volume_ml), ("mean_hu", row.mean_hu)):
+            out.append(ref.score(row.name, measure, float(value), age=age, sex=sex))
+    return out
+
+
+def _reference_doc(path: Path | None, scorer: _Scorer, scores: list[Score]) -> dict[str, Any]:
+    import math
+    from dataclasses import asdict
+
+    def clean(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
+
+    return {
+        "path": str(path),
+        "age": scorer[1],
+        "sex": scorer[2],
+        "support_note": scorer[3],
+        "band": [2.5, 97.5],
+        "scores": [clean(asdict(s)) for s in scores],
+    }
+
+
+def _render_scores(scores: list[Score]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title="Against the reference (flag: outside the 2.5-97.5 % band)")
+    for col in ("structure", "measure", "value", "percentile", "z", "flag", "note"):
+        view.add_column(col, justify="right" if col in ("value", "percentile", "z") else "left")
+    for s in scores:
+        flag = ("low" if s.z < 0 else "high") if s.outside_band else ""
+        view.add_row(
+            s.structure,
+            s.measure,
+            _fmt(s.value, 1),
+            _fmt(s.percentile, 1),
+            _fmt(s.z, 2),
+            flag,
+            s.note,
         )
     Console().print(view)

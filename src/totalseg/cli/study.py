@@ -1,4 +1,4 @@
-"""`totalseg study run|analyze`: population studies over a cohort of CT scans."""
+"""`totalseg study run|analyze|reference`: population studies over a cohort of CT scans."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ __all__ = ["app"]
 app = typer.Typer(
     help=(
         "Population studies: measure every structure of every scan of a cohort (run), then "
-        "test age trends as in the paper and write a report (analyze)."
+        "test age trends as in the paper and write a report (analyze), fit normative "
+        "percentile curves by age and sex (reference)."
     ),
     no_args_is_help=True,
 )
@@ -154,7 +155,9 @@ def run(
 @app.command("analyze")
 def analyze(
     study: Path = typer.Argument(
-        ..., help="Study folder from `study run` (or a .parquet/.csv tidy table)."
+        ...,
+        help="Study folder from `study run`, a cohort folder (cohort_stats.parquet from "
+        "`phantom cohort --mode stats`) or a .parquet/.csv long table.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Report folder (CSV tables, figures, HTML)."),
     alpha: float = typer.Option(1e-4, "--alpha", help="Significance level (paper: 0.0001)."),
@@ -168,18 +171,37 @@ def analyze(
         False, "--include-incomplete", help="Keep structures that touch the image border."
     ),
     min_n: int = typer.Option(20, "--min-n", min=4, help="Fewest measurements to test."),
+    adjust: str | None = typer.Option(
+        None,
+        "--adjust",
+        help="Also test age effects adjusted for these columns (comma-separated, numeric or "
+        "categorical, e.g. sex,height_cm,bmi): partial Spearman and robust linear model.",
+    ),
+    fdr_q: float = typer.Option(
+        0.05, "--fdr-q", help="Benjamini-Hochberg false discovery rate shown beside Bonferroni."
+    ),
     max_figures: int = typer.Option(
         12, "--max-figures", min=0, help="Structures drawn per measure (strongest trends)."
     ),
+    reference: Path | None = typer.Option(
+        None, "--reference", help="Folder of `study reference`: add its percentile fans."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Exclusions, normality, Spearman, Kruskal-Wallis, rank-sum post hoc; HTML report."""
+    """Exclusions, normality, Spearman, Kruskal-Wallis, rank-sum post hoc (Bonferroni and
+    FDR), optionally covariate-adjusted age effects; HTML report."""
     import json
 
     from totalseg.study import AnalysisConfig, analyze_study
 
+    covariates = tuple(c.strip() for c in (adjust or "").split(",") if c.strip())
     config = AnalysisConfig(
-        alpha=alpha, by_sex=by_sex, include_incomplete=include_incomplete, min_n=min_n
+        alpha=alpha,
+        by_sex=by_sex,
+        include_incomplete=include_incomplete,
+        min_n=min_n,
+        adjust=covariates,
+        fdr_q=fdr_q,
     )
     result = analyze_study(
         study,
@@ -187,6 +209,7 @@ def analyze(
         config=config,
         min_volumes=min_volumes,
         max_figures=max_figures,
+        reference=reference,
         progress=lambda msg: typer.echo(msg, err=True),
     )
     sp = result.spearman
@@ -194,14 +217,61 @@ def analyze(
         f"{stratum}/{measure}": int(g["significant"].sum())
         for (stratum, measure), g in sp.groupby(["stratum", "measure"], sort=True)
     }
-    summary = {
+    summary: dict[str, Any] = {
         "n_scans": result.n_scans,
         "significant_spearman": significant,
         "report": str(out / "report.html"),
     }
+    adjusted = {}
+    if result.adjusted is not None:
+        adjusted = {
+            f"{stratum}/{measure}": int(g["significant"].sum())
+            for (stratum, measure), g in result.adjusted.groupby(["stratum", "measure"])
+        }
+        summary["significant_adjusted"] = adjusted
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
     for key, n in significant.items():
         typer.echo(f"{key}: {n} significant age correlations (Bonferroni, P < {alpha:g})")
+        if key in adjusted:
+            typer.echo(f"{key}: {adjusted[key]} adjusted for {','.join(covariates)}")
     typer.echo(f"Report: {out / 'report.html'}")
+
+
+@app.command("reference")
+def reference(
+    study: Path = typer.Argument(
+        ..., help="Study folder, cohort folder (cohort_stats.parquet) or .parquet/.csv table."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Reference folder (tables, figures)."),
+    min_n: int = typer.Option(50, "--min-n", min=10, help="Fewest measurements per sex."),
+    min_volumes: Path | None = typer.Option(
+        None, "--min-volumes", help="CSV structure,min_volume_ml overriding the shipped bounds."
+    ),
+    include_incomplete: bool = typer.Option(
+        False, "--include-incomplete", help="Keep structures that touch the image border."
+    ),
+    structures: str | None = typer.Option(
+        None, "--structures", help="Draw fans of these structures (comma-separated)."
+    ),
+    max_figures: int = typer.Option(
+        8, "--max-figures", min=0, help="Fans per measure (largest change over age)."
+    ),
+) -> None:
+    """Age- and sex-specific percentile curves (2.5-97.5 %) of every structure's volume and
+    mean HU: reference.parquet/.csv (versioned), reference_bands.csv, reference.json, fans."""
+    from totalseg.study.reference import ReferenceConfig, write_reference
+
+    names = [s.strip() for s in (structures or "").split(",") if s.strip()] or None
+    table = write_reference(
+        study,
+        out,
+        config=ReferenceConfig(min_n=min_n, include_incomplete=include_incomplete),
+        min_volumes=min_volumes,
+        structures=names,
+        max_figures=max_figures,
+        progress=lambda msg: typer.echo(msg, err=True),
+    )
+    n_curves = len(table.groupby(["structure", "measure", "sex"]))
+    typer.echo(f"{n_curves} percentile curves written to {out / 'reference.parquet'}")

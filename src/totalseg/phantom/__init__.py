@@ -9,8 +9,11 @@ from totalseg.phantom.cohort import COHORT_COLUMNS, generate_cohort, subject_sta
 from totalseg.phantom.dataset import DatasetOptions, write_dataset
 from totalseg.phantom.effects import (
     DEFAULT_EFFECTS,
+    DEFAULT_HEIGHT_TREND,
     SEX_VOLUME_RATIOS,
+    HeightTrend,
     PopulationEffect,
+    confounded_volume_effects,
     planted_structures,
 )
 from totalseg.phantom.generate import Phantom, generate_subject
@@ -19,14 +22,17 @@ from totalseg.phantom.params import FOVS, ORIENTATIONS, PHASES, SubjectParams, s
 __all__ = [
     "COHORT_COLUMNS",
     "DEFAULT_EFFECTS",
+    "DEFAULT_HEIGHT_TREND",
     "FOVS",
     "ORIENTATIONS",
     "PHASES",
     "SEX_VOLUME_RATIOS",
     "DatasetOptions",
+    "HeightTrend",
     "Phantom",
     "PopulationEffect",
     "SubjectParams",
+    "confounded_volume_effects",
     "generate_cohort",
     "generate_subject",
     "planted_structures",

@@ -9,6 +9,7 @@ and small random shape deformations, all drawn from the subject's seed.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from totalseg.phantom.effects import (
 from totalseg.phantom.params import SubjectParams
 from totalseg.phantom.shapes import Scaled, Shape
 
-__all__ = ["Body", "Part", "spine_levels", "spine_y"]
+__all__ = ["Body", "Part", "jitter_log_sd", "spine_levels", "spine_y"]
 
 #: Vertebral levels: name -> (z centre, half height, body semi-axes rx, ry) in the reference frame.
 _LEVEL_Z = {
@@ -81,6 +82,14 @@ _OWN_SD = {"urinary_bladder": 0.45, "colon": 0.2, "small_bowel": 0.2, "stomach":
            "gallbladder": 0.35, "kidney_cyst_left": 0.3, "kidney_cyst_right": 0.3}  # fmt: skip
 
 
+def jitter_log_sd(name: str) -> float:
+    """SD of log(jitter) of a structure across subjects (group, pair and own terms)."""
+    group = next(st.group for st in structures() if st.name == name)
+    shared = _JITTER_SD[group] if group in ("bone", "muscle") else 0.0
+    own = _OWN_SD.get(name, 0.03)
+    return float(math.sqrt(shared**2 + _JITTER_SD[group] ** 2 + own**2))
+
+
 @dataclass
 class Body:
     """A subject under construction: parameters, random streams, size factors, parts."""
@@ -119,10 +128,14 @@ class Body:
             out[st.name] = float(np.exp(shared + pair[base] + own))
         return out
 
+    def jitter(self, name: str) -> float:
+        """The structure's random volume factor (1.0 for names without one)."""
+        return self._jitter.get(name, 1.0)
+
     def vol(self, name: str) -> float:
         """Volume factor of a structure: random jitter x planted age and sex effects."""
         p = self.params
-        return self._jitter.get(name, 1.0) * volume_factor(
+        return self.jitter(name) * volume_factor(
             name,
             age_years=p.age_years,
             sex=p.sex,

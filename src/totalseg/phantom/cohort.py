@@ -1,10 +1,15 @@
 """Synthetic cohorts: ground-truth volume and mean HU of every structure, per subject.
 
-Stats mode renders each subject's labels and noise-free, blur-free tissue HU on a coarse
-whole-body grid (no image is written) and tabulates, per subject x structure, the volume (ml)
-and the mean HU inside the structure: the truth that an analysis of the images should recover,
-with the planted population effects (`effects.py`) and no others. Image mode writes the dataset
-(`write_dataset`) and returns its meta table.
+Stats mode tabulates, per subject x structure, the ground-truth volume (ml) and mean HU inside
+the structure (no image is written): the truth that an analysis of the images should recover,
+with the planted population effects (`effects.py`), the planted confounder (height falls with
+age, `HeightTrend`; `height_trend=None` turns it off) and no others. Two engines:
+- "model" (default): one template render per sex, every subject from the generator's own draws
+  by formula (`cohort_model.py`); milliseconds per subject;
+- "render": each subject's labels and noise-free, blur-free tissue HU rendered on a coarse
+  whole-body grid; about a second per subject at 5 mm.
+Image mode writes the dataset (`write_dataset`, height independent of age) and returns its
+meta table.
 """
 
 from __future__ import annotations
@@ -20,16 +25,22 @@ import numpy as np
 
 from totalseg.errors import InputError
 from totalseg.phantom.dataset import DatasetOptions, subject_seed, write_dataset
-from totalseg.phantom.effects import DEFAULT_EFFECTS, PopulationEffect
+from totalseg.phantom.effects import (
+    DEFAULT_EFFECTS,
+    DEFAULT_HEIGHT_TREND,
+    HeightTrend,
+    PopulationEffect,
+)
 from totalseg.phantom.labels import MERGES, structure_names
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COHORT_COLUMNS", "generate_cohort", "subject_statistics"]
+__all__ = ["COHORT_COLUMNS", "ENGINES", "generate_cohort", "subject_statistics"]
 
 COHORT_COLUMNS = ("image_id", "age", "sex", "height_cm", "bmi", "structure", "volume_ml",
                   "mean_hu")  # fmt: skip
+ENGINES = ("model", "render")
 ProgressFn = Callable[[int, int], None]
 _HEART_PARTS = tuple(k for k, v in MERGES["v2"].items() if v == "heart")
 
@@ -39,17 +50,17 @@ def subject_statistics(
     *,
     spacing_mm: float = 5.0,
     effects: Sequence[PopulationEffect] = DEFAULT_EFFECTS,
+    height_trend: HeightTrend | None = DEFAULT_HEIGHT_TREND,
     image_id: str = "",
 ) -> list[dict[str, Any]]:
-    """Rows (one per structure, `heart` included) of one subject's ground-truth statistics."""
+    """Rows (one per structure, `heart` included) of one subject's rendered statistics."""
+    from totalseg.phantom.cohort_model import cohort_params
     from totalseg.phantom.generate import build_body
     from totalseg.phantom.grid import RenderGrid, fov_extent_mm
-    from totalseg.phantom.params import sample_subject_params
     from totalseg.phantom.render import render_parts
     from totalseg.phantom.tissues import resolve
 
-    params = sample_subject_params(seed, fov="whole-body", spacing_mm=spacing_mm)
-    params = params.with_(roll_deg=0.0, shift_mm=(0.0, 0.0, 0.0))
+    params = cohort_params(seed, spacing_mm=spacing_mm, height_trend=height_trend)
     body = build_body(params, effects=effects)
     lo, hi = fov_extent_mm(params)
     grid = RenderGrid.covering(params, lo, hi, params.spacing_mm)
@@ -84,10 +95,20 @@ def subject_statistics(
     return rows
 
 
-def _stats_job(args: tuple[int, int, float, tuple[PopulationEffect, ...]]) -> list[dict[str, Any]]:
-    seed, index, spacing_mm, effects = args
-    return subject_statistics(
-        subject_seed(seed, index), spacing_mm=spacing_mm, effects=effects, image_id=f"s{index:04d}"
+_JobArgs = tuple[int, int, float, tuple[PopulationEffect, ...], HeightTrend | None, str]
+
+
+def _stats_job(args: _JobArgs) -> list[dict[str, Any]]:
+    from totalseg.phantom.cohort_model import model_statistics
+
+    seed, index, spacing_mm, effects, trend, engine = args
+    fn = model_statistics if engine == "model" else subject_statistics
+    return fn(
+        subject_seed(seed, index),
+        spacing_mm=spacing_mm,
+        effects=effects,
+        height_trend=trend,
+        image_id=f"s{index:04d}",
     )
 
 
@@ -110,17 +131,22 @@ def generate_cohort(
     spacing_mm: float = 5.0,
     jobs: int = 1,
     effects: Sequence[PopulationEffect] = DEFAULT_EFFECTS,
+    engine: str = "model",
+    height_trend: HeightTrend | None = DEFAULT_HEIGHT_TREND,
     options: DatasetOptions | None = None,
     progress: ProgressFn | None = None,
 ) -> pd.DataFrame:
     """A synthetic cohort of `n` subjects.
 
-    mode "stats": one row per subject x structure (`COHORT_COLUMNS`); written to
+    mode "stats": one row per subject x structure (`COHORT_COLUMNS`) from `engine` ("model"
+    or "render", see the module docstring), with the confounder `height_trend`; written to
     `out_dir/cohort_stats.parquet` and `.csv` when `out_dir` is given.
     mode "image": writes the dataset to `out_dir` (required) and returns its meta table.
     """
     if mode not in ("stats", "image"):
         raise InputError(f"Expected mode 'stats' or 'image', got {mode!r}.")
+    if engine not in ENGINES:
+        raise InputError(f"Expected engine 'model' or 'render', got {engine!r}.")
     if n < 1 or jobs < 1:
         raise InputError(f"Expected n >= 1 and jobs >= 1, got n={n}, jobs={jobs}.")
     if mode == "image":
@@ -135,7 +161,9 @@ def generate_cohort(
         return pd.read_csv(meta, sep=";")
     if not 1.0 <= spacing_mm <= 10.0:
         raise InputError(f"Expected a statistics spacing of 1-10 mm, got {spacing_mm}.")
-    jobs_args = [(seed, i, float(spacing_mm), tuple(effects)) for i in range(n)]
+    jobs_args = [
+        (seed, i, float(spacing_mm), tuple(effects), height_trend, engine) for i in range(n)
+    ]
     rows: list[dict[str, Any]] = []
     if jobs == 1:
         for i, a in enumerate(jobs_args):

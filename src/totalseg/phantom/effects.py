@@ -10,6 +10,16 @@ Age effects are expressed per decade relative to `REFERENCE_AGE_YEARS`:
   the aorta grow in cross-section);
 - measure "mean_hu": additive HU change per decade of the whole structure's attenuation
   (cortex and interior alike, so the structure's mean HU moves by exactly this amount).
+
+The confounder (`HeightTrend`, `DEFAULT_HEIGHT_TREND`): body height falls with age (a secular
+trend: later-born cohorts are taller), and every structure's volume grows with height (the
+body scales by height/175 cm, x and y by its 0.8th power, so volumes by its
+`HEIGHT_VOLUME_EXPONENT` = 2.6th power). An unadjusted analysis therefore sees an age effect
+on the volume of every structure, planted or not; adjusting for height removes it.
+`confounded_volume_effects` gives the marginal (unadjusted) relative volume change per decade
+that the trend induces on top of the planted direct effects. The synthetic cohorts of
+`totalseg.phantom.cohort` (stats mode) apply the trend; single phantoms and image datasets
+draw height independently of age.
 """
 
 from __future__ import annotations
@@ -23,15 +33,22 @@ from totalseg.errors import InputError
 
 __all__ = [
     "DEFAULT_EFFECTS",
+    "DEFAULT_HEIGHT_TREND",
+    "HEIGHT_VOLUME_EXPONENT",
     "REFERENCE_AGE_YEARS",
     "SEX_VOLUME_RATIOS",
+    "HeightTrend",
     "PopulationEffect",
+    "confounded_volume_effects",
     "hu_shift",
     "planted_structures",
     "volume_factor",
 ]
 
 REFERENCE_AGE_YEARS = 50.0
+REFERENCE_HEIGHT_CM = 175.0
+#: volume ~ (height / 175 cm) ** 2.6 (`SubjectParams.scale`: x, y by s**0.8, z by s)
+HEIGHT_VOLUME_EXPONENT = 2.6
 
 Measure = Literal["volume", "mean_hu"]
 
@@ -154,3 +171,51 @@ def planted_structures(
                 key = (name, effect.measure)
                 out[key] = out.get(key, 0.0) + effect.per_decade
     return out
+
+
+@dataclass(frozen=True)
+class HeightTrend:
+    """The planted confounder: height changes by `cm_per_decade` per decade of age.
+
+    A subject's height is its drawn height (sex-specific normal, independent of age) plus
+    `cm_per_decade` x (age - 50) / 10, clipped to 145-205 cm. Negative: older subjects are
+    shorter (born earlier). The default, -2.5 cm per decade, is about twice the secular trend
+    of real populations, so that the confounding is plain at a few hundred subjects.
+    """
+
+    cm_per_decade: float = -2.5
+
+    def __post_init__(self) -> None:
+        if not -10.0 <= self.cm_per_decade <= 10.0:
+            raise InputError(
+                f"Expected a height trend of -10 to 10 cm per decade, got {self.cm_per_decade}."
+            )
+
+    def height_cm(self, drawn_height_cm: float, age_years: float) -> float:
+        """The subject's height: drawn height plus the trend at its age, clipped to 145-205."""
+        shifted = float(drawn_height_cm) + self.cm_per_decade * _decades(age_years)
+        return min(205.0, max(145.0, shifted))
+
+    @property
+    def volume_factor_per_decade(self) -> float:
+        """Volume factor per decade of age that the trend induces (all structures)."""
+        ratio = (REFERENCE_HEIGHT_CM + self.cm_per_decade) / REFERENCE_HEIGHT_CM
+        return float(ratio**HEIGHT_VOLUME_EXPONENT)
+
+
+DEFAULT_HEIGHT_TREND = HeightTrend()
+
+
+def confounded_volume_effects(
+    names: Sequence[str],
+    trend: HeightTrend | None = DEFAULT_HEIGHT_TREND,
+    effects: Sequence[PopulationEffect] = DEFAULT_EFFECTS,
+) -> dict[str, float]:
+    """structure -> marginal relative volume change per decade (planted direct x height trend).
+
+    What an analysis that ignores height estimates (to first order, the trend taken at a
+    175 cm reference height); the direct effect alone is `planted_structures`.
+    """
+    height = 1.0 if trend is None else trend.volume_factor_per_decade
+    direct = planted_structures(names, effects)
+    return {n: (1.0 + direct.get((n, "volume"), 0.0)) * height - 1.0 for n in names}

@@ -15,7 +15,12 @@ Multiple testing: Bonferroni. Pairwise P values are multiplied by the number of 
 structure (6); Spearman and Kruskal-Wallis P values by the number of structures tested in
 their (stratum, measure) family. A result is `significant` when its Bonferroni-corrected P is
 below `alpha` (default 0.0001, the paper's level); `p_lt_alpha` keeps the uncorrected
-comparison, which is the paper's criterion for the correlations.
+comparison, which is the paper's criterion for the correlations. Beside it, Spearman and
+Kruskal-Wallis tables carry the Benjamini-Hochberg false discovery rate (`p_fdr`,
+`significant_fdr`: below `fdr_q`, default 0.05).
+
+With `adjust` (covariate columns), the `adjusted` table adds the age effects adjusted for
+them: partial Spearman correlation and a robust linear model (`totalseg.study.adjusted`).
 """
 
 from __future__ import annotations
@@ -48,10 +53,17 @@ class AnalysisConfig:
     min_n: int = 20
     normality_alpha: float = 0.05
     measures: tuple[str, ...] = MEASURES
+    # confounder adjustment (`totalseg.study.adjusted`): covariate columns; FDR level
+    adjust: tuple[str, ...] = ()
+    fdr_q: float = 0.05
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ConfigError(f"Expected 0 < alpha < 1, got {self.alpha}.")
+        if not 0 < self.fdr_q < 1:
+            raise ConfigError(f"Expected 0 < fdr_q < 1, got {self.fdr_q}.")
+        if len(set(self.adjust)) != len(self.adjust) or "" in self.adjust:
+            raise ConfigError(f"Expected distinct covariate names, got {list(self.adjust)}.")
         if self.min_n < 4:
             raise ConfigError(f"Expected min_n >= 4 (four age groups), got {self.min_n}.")
         unknown = set(self.measures) - set(MEASURES)
@@ -73,9 +85,12 @@ class AnalysisResult:
     pairwise: pd.DataFrame
     descriptive: pd.DataFrame
     data: pd.DataFrame
+    adjusted: pd.DataFrame | None = None
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        extra = {} if self.adjusted is None else {"adjusted": self.adjusted}
         return {
+            **extra,
             "exclusions": self.exclusions,
             "quartiles": self.quartiles,
             "normality": self.normality,
@@ -103,6 +118,10 @@ def analyze_frame(
             f"Expected a study table with columns {list(REQUIRED_COLUMNS)}, got it without "
             f"{missing}; use a study folder written by `totalseg study run`."
         )
+    if config.adjust:
+        from totalseg.study.adjusted import check_covariates
+
+        check_covariates(frame, config.adjust)
     kept, exclusions = apply_exclusions(
         frame, min_volumes_ml, include_incomplete=config.include_incomplete
     )
@@ -112,7 +131,8 @@ def analyze_frame(
             "Expected measurements with a known age after exclusion, got none; "
             "check the manifest's age column and the exclusion table."
         )
-    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("q", "n", "s", "k", "p", "d", "data")}
+    keys = ("q", "n", "s", "k", "p", "d", "a", "data")
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in keys}
     for stratum, sub in _strata(kept, by_sex=config.by_sex):
         sub, quartiles = _with_quartiles(sub)
         parts["q"].append(quartiles.assign(stratum=stratum))
@@ -125,8 +145,10 @@ def analyze_frame(
             parts["k"].append(kruskal.assign(**tag))
             parts["p"].append(pairwise.assign(**tag))
             parts["d"].append(_descriptive(sub, measure).assign(**tag))
+            if config.adjust:
+                parts["a"].append(_adjusted(sub, measure, spearman, config).assign(**tag))
     front = ["stratum", "measure", "structure"]
-    cat = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
+    cat = {k: pd.concat(v, ignore_index=True) for k, v in parts.items() if v}
     return AnalysisResult(
         config=config,
         n_scans=int(frame["scan_id"].nunique()),
@@ -138,7 +160,23 @@ def analyze_frame(
         pairwise=_front(cat["p"], front),
         descriptive=_front(cat["d"], front),
         data=cat["data"],
+        adjusted=_front(cat["a"], front) if "a" in cat else None,
     )
+
+
+def _adjusted(
+    sub: pd.DataFrame, measure: str, spearman: pd.DataFrame, config: AnalysisConfig
+) -> pd.DataFrame:
+    """Adjusted effects beside the univariate r_s and its Bonferroni P."""
+    from totalseg.study.adjusted import add_corrections, adjusted_family
+
+    adj = adjusted_family(sub, measure, config.adjust, min_n=config.min_n)
+    adj = add_corrections(adj, alpha=config.alpha, fdr_q=config.fdr_q)
+    adj = add_corrections(adj, alpha=config.alpha, fdr_q=config.fdr_q, p="rlm_p", prefix="rlm_")
+    uni = spearman[["structure", "r_s", "p_bonferroni", "significant"]].rename(
+        columns={"p_bonferroni": "p_bonferroni_unadjusted", "significant": "significant_unadjusted"}
+    )
+    return adj.merge(uni, on="structure", how="left")
 
 
 def _front(df: pd.DataFrame, first: list[str]) -> pd.DataFrame:
@@ -191,8 +229,8 @@ def _test_family(
         groups = {q: values[g["quartile"].to_numpy() == q] for q in sorted(g["quartile"].unique())}
         kw_rows.append({**base, **_kruskal(groups, enough)})
         pw_rows.extend({"structure": structure, **r} for r in _pairwise(groups, enough))
-    spearman = _bonferroni(pd.DataFrame(sp_rows, columns=_SP_COLS), config.alpha)
-    kruskal = _bonferroni(pd.DataFrame(kw_rows, columns=_KW_COLS), config.alpha)
+    spearman = _bonferroni(pd.DataFrame(sp_rows, columns=_SP_COLS), config)
+    kruskal = _bonferroni(pd.DataFrame(kw_rows, columns=_KW_COLS), config)
     pairwise = pd.DataFrame(pw_rows, columns=_PW_COLS)
     pairwise["significant"] = pairwise["p_bonferroni"] < config.alpha
     return pd.DataFrame(norm_rows, columns=_KS_COLS), spearman, kruskal, pairwise
@@ -281,13 +319,20 @@ def _pairwise(groups: dict[str, np.ndarray], enough: bool) -> list[dict[str, Any
     return rows
 
 
-def _bonferroni(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Add n_tests, p_bonferroni, significant (corrected) and p_lt_alpha (uncorrected)."""
+def _bonferroni(df: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """Add n_tests, p_bonferroni, significant (corrected), p_lt_alpha (uncorrected) and the
+    Benjamini-Hochberg p_fdr, significant_fdr."""
+    from totalseg.study.adjusted import add_corrections
+
+    alpha = config.alpha
     n_tests = int(df["p"].notna().sum())
     df["n_tests"] = n_tests
     df["p_bonferroni"] = (df["p"] * n_tests).clip(upper=1.0)
     df["significant"] = df["p_bonferroni"] < alpha
     df["p_lt_alpha"] = df["p"] < alpha
+    fdr = add_corrections(df[["p"]].copy(), alpha=alpha, fdr_q=config.fdr_q)
+    df["p_fdr"] = fdr["p_fdr"]
+    df["significant_fdr"] = fdr["significant_fdr"]
     return df
 
 

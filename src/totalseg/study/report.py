@@ -19,37 +19,14 @@ import numpy as np
 
 from totalseg.errors import InputError
 from totalseg.stats.formats import atomic_write_bytes, atomic_write_text
-from totalseg.study.analysis import REQUIRED_COLUMNS, AnalysisConfig, AnalysisResult, analyze_frame
+from totalseg.study.analysis import AnalysisConfig, AnalysisResult, analyze_frame
 from totalseg.study.exclusion import load_min_volumes
+from totalseg.study.table import load_study_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["analyze_study", "load_study_table", "render_html"]
-
-_QUERY = (
-    "SELECT s.scan_id, c.age, c.sex, s.structure, s.status, s.volume_ml, s.mean_hu "
-    "FROM structure_stats s JOIN scans c USING (scan_id) WHERE c.status = 'ok'"
-)
-
-
-def load_study_table(source: str | os.PathLike[str]) -> pd.DataFrame:
-    """Tidy scan x structure table (REQUIRED_COLUMNS) of a study folder, Parquet or CSV file."""
-    import pandas as pd
-
-    from totalseg.study.store import ResultStore
-
-    p = Path(source)
-    if p.is_dir():
-        with ResultStore(p, read_only=True) as store:
-            return store.con.execute(_QUERY).df()
-    if p.suffix.lower() == ".parquet" and p.is_file():
-        return pd.read_parquet(p, columns=list(REQUIRED_COLUMNS))
-    if p.suffix.lower() == ".csv" and p.is_file():
-        return pd.read_csv(p)
-    raise InputError(
-        f"Expected a study folder (with study.duckdb), a .parquet or a .csv table, got '{p}'."
-    )
 
 
 def analyze_study(
@@ -59,9 +36,13 @@ def analyze_study(
     config: AnalysisConfig | None = None,
     min_volumes: str | os.PathLike[str] | None = None,
     max_figures: int = 12,
+    reference: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> AnalysisResult:
-    """Analyze a study; write `<table>.csv`, `figures/*.png` and `report.html` to `out_dir`."""
+    """Analyze a study; write `<table>.csv`, `figures/*.png` and `report.html` to `out_dir`.
+
+    `reference`: a folder of `totalseg study reference`; its percentile fans join the report.
+    """
     out = Path(out_dir)
     say = progress or (lambda _msg: None)
     say("loading the study table")
@@ -79,8 +60,20 @@ def analyze_study(
         if stale.stem not in figures:
             stale.unlink()
     say("writing the report")
-    atomic_write_text(out / "report.html", render_html(result, figures, source=str(source)))
+    fans = {} if reference is None else _fans(Path(reference))
+    page = render_html(result, figures, source=str(source), fans=fans)
+    atomic_write_text(out / "report.html", page)
     return result
+
+
+def _fans(folder: Path) -> dict[str, bytes]:
+    found = sorted((folder / "figures").glob("fan_*.png"))
+    if not found:
+        raise InputError(
+            f"Expected percentile fans (figures/fan_*.png) in the reference folder '{folder}', "
+            "got none; write it with `totalseg study reference`."
+        )
+    return {p.stem: p.read_bytes() for p in found}
 
 
 def _top_structures(result: AnalysisResult, measure: str, n: int) -> pd.DataFrame:
@@ -167,8 +160,16 @@ def _img(png: bytes, alt: str) -> str:
     return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></p>'
 
 
-def render_html(result: AnalysisResult, figures: dict[str, bytes], *, source: str) -> str:
+def render_html(
+    result: AnalysisResult,
+    figures: dict[str, bytes],
+    *,
+    source: str,
+    fans: dict[str, bytes] | None = None,
+) -> str:
     """The self-contained HTML report (figures inline as base64 PNG, no external resources)."""
+    from totalseg.study.sections import adjusted_section, fans_section
+
     cfg = result.config
     kept = int(result.exclusions["n_kept"].sum())
     parts = [
@@ -188,6 +189,10 @@ def render_html(result: AnalysisResult, figures: dict[str, bytes], *, source: st
     ]
     for measure in cfg.measures:
         parts.append(_measure_section(result, figures, measure))
+    if result.adjusted is not None:
+        parts.append(f"<h2>Adjusted for {html.escape(', '.join(cfg.adjust))}</h2>")
+        parts += [adjusted_section(result, measure) for measure in cfg.measures]
+    parts.append(fans_section(fans or {}))
     parts += [
         "<h2>Exclusions</h2>",
         "<details><summary>Measurements excluded per structure</summary>",
