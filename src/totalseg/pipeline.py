@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +36,17 @@ from totalseg.inference.nnunet import (
     export_labels,
     from_array_order,
     header_spacing,
+    mask_to_network_grid,
     preprocess_case,
     to_array_order,
 )
 from totalseg.options import SegmentOptions
 from totalseg.postprocess.merge import empty_merge, keep_labels, merge_into
-from totalseg.postprocess.restore import restore_labels, to_model_grid
+from totalseg.postprocess.restore import restore_labels, zoom_canonical
+from totalseg.preprocess.body import body_mask
 from totalseg.preprocess.crop import CropBox, box_of_mask
 from totalseg.preprocess.orientation import restore, to_canonical
+from totalseg.timings import PartTimes, StageTimes, Stopwatch
 
 __all__ = ["SegmentOptions", "SegmentProgress", "Segmenter", "segment"]
 
@@ -222,50 +226,82 @@ class Segmenter:
 
     def __call__(self, image_or_path: ImageSource) -> LabelMap:
         """Segment one case; the result is on the exact input grid with `labels` = {id: name}."""
-        image, where = _read(image_or_path, series_uid=self.options.series_uid)
-        check_finite(image, where=where)
+        return self.run(image_or_path)[0]
+
+    def run(self, image_or_path: ImageSource) -> tuple[LabelMap, StageTimes]:
+        """Segment one case, and say where its time went (seconds per stage)."""
+        watch = Stopwatch()
+        with watch.stage("read_s"):
+            image, where = _read(image_or_path, series_uid=self.options.series_uid)
+            check_finite(image, where=where)
         if self.task is None:
-            array = self._run_nnunet(image)
+            array = self._run_nnunet(image, watch)
         elif self._cropper is not None:
-            array = self._run_cropped(image, self._cropper)
+            array = self._run_cropped(image, self._cropper, watch)
         else:
-            array = self._run_task(image)
+            array = self._run_task(image, watch)
         if len(self.labels) < len(self._all_labels()):
-            array = keep_labels(array, list(self.labels))
-        return LabelMap(array, image.affine, self.labels)
+            with watch.stage("restore_s"):
+                array = keep_labels(array, list(self.labels))
+        return LabelMap(array, image.affine, self.labels), watch.result()
 
     def _all_labels(self) -> Mapping[int, str]:
         if self.task is not None:
             return class_map(self.task.class_map)
         return self.parts[0].local_labels
 
-    def _run_task(self, image: Image) -> np.ndarray:
+    def _run_task(self, image: Image, watch: Stopwatch) -> np.ndarray:
         assert self.task is not None
-        model_image, grid = to_model_grid(
-            image, self.task.spacing_mm, order=self.options.resampling_order
-        )
+        with watch.stage("orient_s"):
+            canonical, reorientation = to_canonical(image)
+        with watch.stage("resample_s"):
+            model_image, grid = zoom_canonical(
+                canonical, reorientation, self.task.spacing_mm, order=self.options.resampling_order
+            )
         array_kji, spacing_kji = to_array_order(
             np.asarray(model_image.array), header_spacing(model_image.affine)
         )
+        body = self._body(array_kji, spacing_kji, watch)
         global_labels = class_map(self.task.class_map)
         merged = empty_merge(model_image.shape, global_labels)
         keys = [_preprocessing_key(p.predictor.model.plan) for p in self.parts]
         cache: dict[Any, Any] = {}
         for index, (part, key) in enumerate(zip(self.parts, keys, strict=True)):
             if key not in cache:  # parts with the same preprocessing share one array
-                plan = part.predictor.model.plan
-                cache[key] = preprocess_case(array_kji[None], spacing_kji, plan)
-            labels = self._predict(index, part, *cache[key])
+                with watch.stage("normalise_s"):
+                    cache[key] = self._preprocess(part, array_kji, spacing_kji, body)
+            labels = self._predict(index, part, *cache[key], watch=watch)
             if key not in keys[index + 1 :]:
                 del cache[key]
-            merge_into(merged, from_array_order(labels), part.local_labels, global_labels)
+            with watch.stage("merge_s"):
+                merge_into(merged, from_array_order(labels), part.local_labels, global_labels)
         lowres = LabelMap(merged, model_image.affine, self.labels)
-        return np.asarray(restore_labels(lowres, grid).array)
+        with watch.stage("restore_s"):
+            return np.asarray(restore_labels(lowres, grid).array)
 
-    def _run_cropped(self, image: Image, cropper: Segmenter) -> np.ndarray:
+    def _body(
+        self, array_kji: np.ndarray, spacing_kji: Sequence[float], watch: Stopwatch
+    ) -> np.ndarray | None:
+        """The body mask of the case (array order) when tiles outside it are skipped."""
+        if not self.options.skips_outside_body:
+            return None
+        with watch.stage("body_s"):
+            return body_mask(array_kji, spacing_kji)
+
+    @staticmethod
+    def _preprocess(
+        part: _Part, array_kji: np.ndarray, spacing_kji: Sequence[float], body: np.ndarray | None
+    ) -> tuple[np.ndarray, Any, np.ndarray | None]:
+        plan = part.predictor.model.plan
+        data, geometry = preprocess_case(array_kji[None], spacing_kji, plan)
+        grid_body = None if body is None else mask_to_network_grid(body, geometry, plan)
+        return data, geometry, grid_body
+
+    def _run_cropped(self, image: Image, cropper: Segmenter, watch: Stopwatch) -> np.ndarray:
         """The task on the box of the crop structures (the task's own, else the roi_subset)
         found by the low-res `cropper`."""
-        rough = cropper(image)
+        rough, rough_times = cropper.run(image)
+        watch.add(rough_times.with_stages(read_s=-rough_times.read_s))
         wanted = set(self._crop_names)
         mask = np.isin(rough.array, [i for i, n in rough.labels.items() if n in wanted])
         out = np.zeros(image.shape, dtype=np.uint8)
@@ -283,25 +319,40 @@ class Segmenter:
         affine = image.affine.copy()
         affine[:3, 3] = (image.affine @ np.array([*box.starts, 1.0]))[:3]
         cropped = Image(data.astype(np.int32) if data.dtype.kind == "f" else data, affine)
-        out[box.slices] = self._run_task(cropped)
+        out[box.slices] = self._run_task(cropped, watch)
         return out
 
-    def _run_nnunet(self, image: Image) -> np.ndarray:
+    def _run_nnunet(self, image: Image, watch: Stopwatch) -> np.ndarray:
         part = self.parts[0]
         plan = part.predictor.model.plan
         reorient = plan.image_reader_writer == "NibabelIOWithReorient"
-        source, record = to_canonical(image) if reorient else (image, None)
+        with watch.stage("orient_s"):
+            source, record = to_canonical(image) if reorient else (image, None)
         array_kji, spacing_kji = to_array_order(
             np.asarray(source.array), header_spacing(source.affine)
         )
-        data, geometry = preprocess_case(array_kji[None], spacing_kji, plan)
-        labels = from_array_order(self._predict(0, part, data, geometry))
+        body = self._body(array_kji, spacing_kji, watch)
+        with watch.stage("normalise_s"):
+            data, geometry, grid_body = self._preprocess(part, array_kji, spacing_kji, body)
+        labels = from_array_order(self._predict(0, part, data, geometry, grid_body, watch=watch))
         if record is None:
             return np.ascontiguousarray(labels)
-        restored = restore(LabelMap(np.ascontiguousarray(labels), source.affine), record)
-        return np.asarray(restored.array)
+        with watch.stage("restore_s"):
+            restored = restore(LabelMap(np.ascontiguousarray(labels), source.affine), record)
+            return np.asarray(restored.array)
 
-    def _predict(self, index: int, part: _Part, data: np.ndarray, geometry: Any) -> np.ndarray:
+    def _predict(
+        self,
+        index: int,
+        part: _Part,
+        data: np.ndarray,
+        geometry: Any,
+        body: np.ndarray | None,
+        *,
+        watch: Stopwatch,
+    ) -> np.ndarray:
+        from totalseg.inference.sliding_window import WindowStats
+
         callback = None
         if self.progress is not None:
             progress, n_parts = self.progress, len(self.parts)
@@ -309,8 +360,18 @@ class Segmenter:
             def callback(done: int, total: int) -> None:
                 progress(SegmentProgress(index + 1, n_parts, part.name, done, total))
 
-        logits = part.predictor.predict_logits(data, progress=callback)
-        return export_labels(logits.numpy(), geometry, part.predictor.model.plan)
+        stats = WindowStats()
+        logits = part.predictor.predict_logits(data, progress=callback, body=body, stats=stats)
+        started = time.perf_counter()
+        labels = export_labels(logits.numpy(), geometry, part.predictor.model.plan)
+        export_s = time.perf_counter() - started
+        watch.add_part(
+            PartTimes(
+                part.name, stats.network_s, stats.accumulation_s, export_s,
+                stats.n_tiles_run, stats.n_tiles_skipped,
+            )
+        )  # fmt: skip
+        return labels
 
 
 def _model_name(folder: Path) -> str:

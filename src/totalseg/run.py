@@ -24,6 +24,7 @@ from pathlib import Path
 from totalseg.errors import InputError
 from totalseg.models.release import DownloadReporter
 from totalseg.options import SegmentOptions
+from totalseg.timings import StageTimes
 
 __all__ = [
     "CaseResult",
@@ -48,13 +49,15 @@ DEMO_WARNING = (
 
 @dataclass(frozen=True)
 class CaseResult:
-    """One input and what was written for it (`target`: the output file or mask folder)."""
+    """One input and what was written for it (`target`: the output file or mask folder);
+    `times`: seconds per stage (read, ..., write)."""
 
     source: Path
     target: Path
     outputs: tuple[Path, ...]
     n_structures: int
     elapsed_s: float
+    times: StageTimes | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ def run_segment(
         reporter.case_started(index, len(cases), case)
         started = time.perf_counter()
         image = read_any(case, series_uid=options.series_uid)
+        read_s = time.perf_counter() - started
         log.info(
             "%s: %s voxels, spacing %s mm, orientation %s", case,
             "x".join(map(str, image.shape)), "x".join(f"{v:.3g}" for v in image.spacing_mm),
@@ -175,15 +179,18 @@ def run_segment(
         if demo and not is_phantom_file(case):
             reporter.notice(DEMO_WARNING)
             demo = False  # once per run
-        labels = segmenter(image)
+        labels, times = segmenter.run(image)
         header = case if _is_nifti(case) else None
+        writing = time.perf_counter()
         if options.multilabel:
             written = [write_label_map(labels, target, header_from=header)]
         else:
             written = write_mask_folder(labels, target, labels=segmenter.labels, header_from=header)
         elapsed_s = time.perf_counter() - started
-        result = CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s)
+        times = times.with_stages(read_s=read_s, write_s=time.perf_counter() - writing)
+        result = CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s, times)
         log.info("%s: %d structures found, %.1f s", case, len(labels.present_labels()), elapsed_s)
+        log.info("%s: %s", case, times.summary())
         results.append(result)
         reporter.case_finished(result)
     return RunResult(tuple(results))

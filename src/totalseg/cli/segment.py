@@ -43,6 +43,13 @@ def segment_command(
     parity: bool = typer.Option(False, "--parity", help="Bit-exact nnU-Net arithmetic (fp16)."),
     tile_step: float | None = typer.Option(None, "--tile-step", help="Tile step (task default)."),
     series: str | None = typer.Option(None, "--series", help="DICOM SeriesInstanceUID to use."),
+    body_skip: bool | None = typer.Option(
+        None,
+        "--body-skip/--no-body-skip",
+        help="Skip tiles outside the body (default: on for tasks, off for --model-dir and "
+        "--parity); labels inside the body are unchanged.",
+        show_default=False,
+    ),
     no_download: bool = typer.Option(
         False,
         "--no-download",
@@ -61,7 +68,7 @@ def segment_command(
     options = SegmentOptions(
         task=task, model_dir=model_dir, roi_subset=tuple(roi_subset) if roi_subset else None,
         device=device, parity=parity, tile_step=tile_step, series_uid=series, multilabel=ml,
-        download=not no_download,
+        download=not no_download, body_skip=body_skip,
     )  # fmt: skip
     with _ProgressBar() as bar:
         run_segment([*inputs, *(more_inputs or [])], output, options, reporter=bar)

@@ -35,6 +35,7 @@ __all__ = [
     "export_labels",
     "from_array_order",
     "header_spacing",
+    "mask_to_network_grid",
     "preprocess_case",
     "to_array_order",
 ]
@@ -115,6 +116,25 @@ def preprocess_case(
         threshold=rs.separate_z_anisotropy_threshold,
     )
     return data, CaseGeometry(tuple(float(s) for s in spacing), box, tuple(new_shape))
+
+
+def mask_to_network_grid(mask: np.ndarray, geometry: CaseGeometry, plan: Plan) -> np.ndarray:
+    """A boolean mask of the case (array order, before preprocessing) on the network grid of
+    `preprocess_case`: transpose_forward, the crop, then nearest-neighbour to the resampled
+    shape (voxel centres, grid-aligned like nnU-Net's resize)."""
+    if mask.shape != tuple(geometry.crop.source_shape[i] for i in plan.transpose_backward):
+        raise InputError(
+            f"Expected a mask of the case's shape, got {mask.shape} for a case whose transposed "
+            f"shape is {geometry.crop.source_shape}."
+        )
+    out = mask.transpose(plan.transpose_forward)[geometry.crop.slices]
+    if tuple(out.shape) != tuple(geometry.resampled_shape):
+        index = [
+            np.minimum(((np.arange(new) + 0.5) * old / new).astype(np.int64), old - 1)
+            for old, new in zip(out.shape, geometry.resampled_shape, strict=True)
+        ]
+        out = out[np.ix_(*index)]
+    return np.ascontiguousarray(out, dtype=bool)
 
 
 def _normalize(data: np.ndarray, mask: np.ndarray, plan: Plan) -> np.ndarray:

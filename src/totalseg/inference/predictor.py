@@ -20,6 +20,7 @@ from totalseg.inference.device import resolve_device, torch_threads
 from totalseg.inference.sliding_window import (
     ProgressFn,
     WindowOptions,
+    WindowStats,
     n_tiles,
     predict_sliding_window,
 )
@@ -85,16 +86,24 @@ class Predictor:
     def n_folds(self) -> int:
         return len(self.networks)
 
-    def n_tiles(self, shape: Sequence[int]) -> int:
-        """Forward passes of one fold (tiles, without mirroring) for a preprocessed shape."""
-        return n_tiles(shape, self.window)
+    def n_tiles(self, shape: Sequence[int], body: np.ndarray | None = None) -> int:
+        """Forward passes of one fold (tiles, without mirroring) for a preprocessed shape (only
+        the tiles that hold a voxel of `body`, when given)."""
+        return n_tiles(shape, self.window, body)
 
     def predict_logits(
-        self, data: np.ndarray | torch.Tensor, *, progress: ProgressFn | None = None
+        self,
+        data: np.ndarray | torch.Tensor,
+        *,
+        progress: ProgressFn | None = None,
+        body: np.ndarray | None = None,
+        stats: WindowStats | None = None,
     ) -> torch.Tensor:
         """(C, X, Y, Z) preprocessed input -> (K, X, Y, Z) CPU logits (fp16 unless accumulate_fp32).
 
-        `progress(done, total)` counts tiles over all folds.
+        `progress(done, total)` counts tiles over all folds. `body`: a boolean mask of the
+        spatial shape; tiles without a body voxel are skipped (see `sliding_window`). `stats`
+        adds up tiles and seconds over the folds.
         """
         tensor = torch.as_tensor(
             np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data
@@ -107,7 +116,7 @@ class Predictor:
                 f"lists channels {list(self.model.dataset.channel_names)}."
             )
         tensor = tensor.to(torch.float32)
-        per_fold = self.n_tiles(tensor.shape[1:])
+        per_fold = self.n_tiles(tensor.shape[1:], body)
         total = per_fold * self.n_folds
         result: torch.Tensor | None = None
         with torch_threads(self.options.n_threads), torch.inference_mode():
@@ -120,6 +129,8 @@ class Predictor:
                     device=self.device,
                     n_classes=self.model.n_out,
                     progress=fold_progress,
+                    body=body,
+                    stats=stats,
                 )
                 result = logits if result is None else result.add_(logits)
             assert result is not None
