@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from totalseg.errors import InputError
+from totalseg.inference.argmax import argmax_classes
 from totalseg.models.plan import Plan
 from totalseg.preprocess.crop import (
     CropBox,
@@ -169,6 +170,6 @@ def export_labels(logits: np.ndarray, geometry: CaseGeometry, plan: Plan) -> np.
         threshold=rs.separate_z_anisotropy_threshold,
     )
     n_foreground = logits.shape[0] - 1
-    seg = logits.argmax(0).astype(np.uint8 if n_foreground < 255 else np.uint16)
+    seg = argmax_classes(logits, np.uint8 if n_foreground < 255 else np.uint16)
     full = uncrop(seg, geometry.crop)
     return np.ascontiguousarray(full.transpose(plan.transpose_backward))

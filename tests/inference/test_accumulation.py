@@ -1,0 +1,56 @@
+"""The lean accumulation and export: bit for bit the arithmetic they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from totalseg.errors import InputError
+from totalseg.inference.argmax import argmax_classes
+from totalseg.inference.sliding_window import _add_tile
+from totalseg.inference.tiles import gaussian_importance
+
+
+@pytest.mark.parametrize(
+    ("pred_dtype", "acc_dtype"),
+    [(torch.float32, torch.float16), (torch.float16, torch.float16),  # CPU; CUDA autocast
+     (torch.float32, torch.float32), (torch.float16, torch.float32)],  # fp32 accumulation
+)  # fmt: skip
+def test_add_tile_equals_nnunets_multiply_then_add(pred_dtype, acc_dtype):
+    torch.manual_seed(0)
+    patch = (12, 10, 8)
+    weight = gaussian_importance(patch, dtype=acc_dtype)
+    fp32 = acc_dtype == torch.float32
+    expected = torch.zeros(5, 20, 18, 16, dtype=acc_dtype)
+    got = expected.clone()
+    for start in ((0, 0, 0), (4, 3, 2), (8, 8, 8)):
+        tile = (slice(None), *(slice(a, a + p) for a, p in zip(start, patch, strict=True)))
+        pred = (torch.randn(5, *patch) * 30).to(pred_dtype)
+        p = pred.clone().to(torch.float32) if fp32 else pred.clone()
+        p *= weight  # the code this replaces (and nnU-Net's)
+        expected[tile] += p
+        _add_tile(got[tile], pred.clone(), (weight, weight.float()), fp32=fp32)
+    assert torch.equal(expected, got)
+
+
+def test_argmax_equals_numpy_with_ties_nan_and_inf():
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(7, 40, 33, 51)) * 3).astype(np.float16)
+    logits[3:6, :5] = logits[2, :5]  # exact ties: the lowest index wins
+    logits[:, 6] = 0  # all classes tied
+    logits[4, 10, 3, 3] = np.nan
+    logits[5, 20, 3, 3] = np.inf
+    logits[1, 30, 3, 3] = -np.inf
+    got = argmax_classes(logits)
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, logits.argmax(0))
+    f32 = logits.astype(np.float32)[:, :3]
+    assert np.array_equal(argmax_classes(f32, np.uint16), f32.argmax(0))
+
+
+def test_argmax_errors():
+    with pytest.raises(InputError, match="holds 300 classes"):
+        argmax_classes(np.zeros((300, 2, 2), dtype=np.float16))
+    with pytest.raises(InputError, match="classes, ...."):
+        argmax_classes(np.zeros(3, dtype=np.float16))
