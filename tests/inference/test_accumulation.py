@@ -52,5 +52,19 @@ def test_argmax_equals_numpy_with_ties_nan_and_inf():
 def test_argmax_errors():
     with pytest.raises(InputError, match="holds 300 classes"):
         argmax_classes(np.zeros((300, 2, 2), dtype=np.float16))
-    with pytest.raises(InputError, match="classes, ...."):
+    with pytest.raises(InputError, match=r"\(classes, \.\.\.\)"):
         argmax_classes(np.zeros(3, dtype=np.float16))
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_logits_are_an_error(bad):
+    from totalseg.errors import ModelError
+    from totalseg.inference.sliding_window import WindowOptions, predict_sliding_window
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(x.shape[0], 2, *x.shape[2:])
+        out[:, 1, 3, 3, 3] = bad
+        return out
+
+    with pytest.raises(ModelError, match="inf or NaN"):
+        predict_sliding_window(net, torch.zeros(1, 8, 8, 8), WindowOptions((8, 8, 8)))

@@ -329,14 +329,10 @@ def _divide(logits: torch.Tensor, counts: torch.Tensor, *, skipped: bool) -> Non
 
 
 def _all_finite(logits: torch.Tensor) -> bool:
-    """No inf or NaN: the fp32 sum of fp16 (or fp32 in float64) values is finite iff every value
-    is (it cannot overflow), and one reduction is much faster than `isinf` on fp16 CPU tensors."""
-    wide = torch.float64 if logits.dtype == torch.float32 else torch.float32
-    if logits.device.type == "cpu":
-        with np.errstate(invalid="ignore", over="ignore"):
-            total = logits.numpy().sum(dtype=np.float64 if wide == torch.float64 else np.float32)
-        return bool(np.isfinite(total))
-    return bool(torch.isfinite(logits.sum(dtype=wide)))
+    """No inf or NaN: the minimum and maximum propagate NaN, and one `aminmax` reduction is an
+    order of magnitude faster than `isinf` on fp16 CPU tensors."""
+    low, high = torch.aminmax(logits)
+    return bool(torch.isfinite(low) & torch.isfinite(high))
 
 
 def n_tiles(shape: Sequence[int], options: WindowOptions, body: np.ndarray | None = None) -> int:
