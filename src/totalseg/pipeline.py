@@ -33,7 +33,6 @@ from totalseg.anatomy import class_map, part_maps, resolve_names
 from totalseg.errors import InputError, UnknownStructureError
 from totalseg.image import Image, LabelMap
 from totalseg.inference.nnunet import (
-    export_labels,
     from_array_order,
     header_spacing,
     mask_to_network_grid,
@@ -351,6 +350,7 @@ class Segmenter:
         *,
         watch: Stopwatch,
     ) -> np.ndarray:
+        from totalseg.inference.predictor import labels_from_logits
         from totalseg.inference.sliding_window import WindowStats
 
         callback = None
@@ -360,10 +360,14 @@ class Segmenter:
             def callback(done: int, total: int) -> None:
                 progress(SegmentProgress(index + 1, n_parts, part.name, done, total))
 
-        stats = WindowStats()
-        logits = part.predictor.predict_logits(data, progress=callback, body=body, stats=stats)
+        stats, predictor = WindowStats(), part.predictor
+        logits = predictor.predict_logits(
+            data, progress=callback, body=body, stats=stats, keep_on_device=predictor.resident
+        )
         started = time.perf_counter()
-        labels = export_labels(logits.numpy(), geometry, part.predictor.model.plan)
+        labels = labels_from_logits(
+            logits, geometry, predictor.model.plan, on_device=predictor.resident
+        )
         export_s = time.perf_counter() - started
         watch.add_part(
             PartTimes(

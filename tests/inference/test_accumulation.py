@@ -68,3 +68,35 @@ def test_non_finite_logits_are_an_error(bad):
 
     with pytest.raises(ModelError, match="inf or NaN"):
         predict_sliding_window(net, torch.zeros(1, 8, 8, 8), WindowOptions((8, 8, 8)))
+
+
+def test_resident_export_equals_the_numpy_export(tiny_folder):
+    """The GPU-resident path (argmax where the logits are, labels only to the CPU), run here
+    on CPU tensors: the same labels as nnU-Net's numpy export."""
+    from totalseg.inference.nnunet import CaseGeometry
+    from totalseg.inference.predictor import _argmax_in_slabs, labels_from_logits
+    from totalseg.models.folder import load_model_folder
+    from totalseg.preprocess.crop import CropBox
+
+    plan = load_model_folder(tiny_folder).plan
+    logits = (torch.randn(5, 11, 9, 13) * 2).half()
+    logits[2:4, :3] = logits[1, :3]  # ties
+    crop = CropBox((1, 0, 2), (12, 9, 15), (14, 9, 16))
+    geometry = CaseGeometry((1.0, 1.0, 1.0), crop, (11, 9, 13))
+    resident = labels_from_logits(logits, geometry, plan, on_device=True)
+    numpy_way = labels_from_logits(logits, geometry, plan, on_device=False)
+    assert resident.dtype == numpy_way.dtype == np.uint8
+    assert np.array_equal(resident, numpy_way)
+    slabs = _argmax_in_slabs(logits, voxels_per_slab=300)  # several slabs
+    assert np.array_equal(slabs.numpy(), logits.numpy().argmax(0))
+
+
+def test_keep_on_device_returns_the_same_logits():
+    from totalseg.inference.sliding_window import WindowOptions, predict_sliding_window
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv3d(1, 3, 3, padding=1).eval()
+    x = torch.randn(1, 20, 18, 17)
+    opts = WindowOptions((16, 16, 16))
+    kept = predict_sliding_window(net, x, opts, keep_on_device=True)
+    assert torch.equal(kept, predict_sliding_window(net, x, opts))

@@ -33,6 +33,7 @@ from totalseg.preprocess.resample import nnunet_new_shape, resample_to_shape
 
 __all__ = [
     "CaseGeometry",
+    "case_labels",
     "export_labels",
     "from_array_order",
     "header_spacing",
@@ -171,5 +172,11 @@ def export_labels(logits: np.ndarray, geometry: CaseGeometry, plan: Plan) -> np.
     )
     n_foreground = logits.shape[0] - 1
     seg = argmax_classes(logits, np.uint8 if n_foreground < 255 else np.uint16)
+    return case_labels(seg, geometry, plan)
+
+
+def case_labels(seg: np.ndarray, geometry: CaseGeometry, plan: Plan) -> np.ndarray:
+    """Labels on the cropped case grid -> the case's original array order (crop undone,
+    transpose_backward): the last step of `export_labels`."""
     full = uncrop(seg, geometry.crop)
     return np.ascontiguousarray(full.transpose(plan.transpose_backward))

@@ -208,10 +208,12 @@ def predict_sliding_window(
     progress: ProgressFn | None = None,
     body: np.ndarray | None = None,
     stats: WindowStats | None = None,
+    keep_on_device: bool = False,
 ) -> torch.Tensor:
     """Logits (K, X, Y, Z) for a preprocessed (C, X, Y, Z) tensor; fp16 unless accumulate_fp32.
 
-    The accumulators live on `device` (the network's device); the result is on the CPU.
+    The case tensor, Gaussian and accumulators live on `device` (the network's device); the
+    result is moved to the CPU unless `keep_on_device` (the GPU-resident path).
     With `body` (a boolean mask of the spatial shape) only tiles holding a body voxel run; body
     voxels get exactly the logits of a run without skipping, voxels no run tile covers get
     background (class 0 logit 1, the others 0).
@@ -229,7 +231,7 @@ def predict_sliding_window(
         run = _Run(network, options, device, n_classes, progress, stats or WindowStats())
         logits = run.accumulate(padded, tiles, skipped=body is not None)
     keep = (slice(None), *unpad)
-    return logits[keep].cpu()
+    return logits[keep] if keep_on_device else logits[keep].cpu()
 
 
 @dataclass
