@@ -35,10 +35,10 @@ def make_phantom(fov: str, n_slices: int, work: Path, *, scale: float) -> Path:
 
     log(f"generating a {fov} phantom -> {shape}")
     phantom = generate_subject(0, fov=fov, spacing_mm=3.0 if scale >= 0.5 else 6.0)
-    ct = np.asarray(phantom.ct.array, dtype=np.float32)
+    ct = np.asarray(phantom.image.array, dtype=np.float32)
     zoom = [t / s for t, s in zip(shape, ct.shape, strict=True)]
     data = ndimage.zoom(ct, zoom, order=1, mode="nearest").astype(np.int16)
-    affine = phantom.ct.affine.copy()
+    affine = phantom.image.affine.copy()
     affine[:3, :3] = affine[:3, :3] / np.asarray(zoom)
     work.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(data, affine), path)
