@@ -57,7 +57,7 @@ def _run(task_or_dir, image, *, home: Path, **fields):
     [("total-fast", "LPS", (4.0, 4.2, 3.8), (70, 60, 50)),
      ("total-fast", "PIR", (4.4, 3.9, 4.1), (52, 64, 60)),
      ("total-fast", "oblique", (4.0, 4.0, 4.0), (64, 56, 48)),
-     ("total", "LPS", (2.2, 2.0, 2.4), (44, 40, 34))],
+     pytest.param("total", "LPS", (2.2, 2.0, 2.4), (44, 40, 34), marks=pytest.mark.slow)],
 )  # fmt: skip
 def test_labels_inside_the_body_equal_a_run_without_skipping(
     task, codes, spacing, shape, weights_home, affine_of
