@@ -52,6 +52,10 @@ class SegmentOptions:
         roi_crop: with a roi_subset, crop to the structures found by the task's low-res model
         first (the reference tool's behaviour). roi_crop_margin_mm: margin added on each side
         of that box (the reference's effective 20 mm).
+    Speed (body-aware tile skipping)
+        body_skip: skip sliding-window tiles that hold no voxel of an intensity-only body mask
+        (`preprocess.body`); body voxels keep exactly their logits, the rest is background.
+        None: on for named tasks, off for a bare model folder; always off under parity.
     Input
         series_uid: the DICOM SeriesInstanceUID to read when a folder holds several series.
     Outputs (interpreted by `run`)
@@ -99,6 +103,8 @@ class SegmentOptions:
     download: bool = True
     roi_crop: bool = True
     roi_crop_margin_mm: float = 20.0
+    # speed: body-aware tile skipping
+    body_skip: bool | None = None
     # input
     series_uid: str | None = None
     # outputs
@@ -144,6 +150,11 @@ class SegmentOptions:
                 "Expected nnU-Net's arithmetic in parity mode, got channels_last or "
                 "accumulate_fp32; drop them or parity."
             )
+        if self.parity and self.body_skip:
+            raise ConfigError(
+                "Expected nnU-Net's full tile grid in parity mode, got body_skip=True; drop "
+                "--body-skip or --parity."
+            )
         if self.n_threads is not None and self.n_threads < 1:
             raise ConfigError(f"Expected n_threads >= 1, got {self.n_threads}.")
         if not 0 <= self.resampling_order <= 5:
@@ -174,6 +185,15 @@ class SegmentOptions:
                 "series' slices), got output types "
                 f"{', '.join(self.output_types)}; drop --save-lowres or the DICOM type."
             )
+
+    @property
+    def skips_outside_body(self) -> bool:
+        """Whether tiles outside the body are skipped (`body_skip` with its default resolved)."""
+        if self.parity:
+            return False
+        if self.body_skip is None:
+            return self.model_dir is None
+        return self.body_skip
 
     def replace(self, **changes: Any) -> SegmentOptions:
         """A copy with some fields changed; unknown names are refused with a suggestion."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,19 +33,20 @@ from totalseg.anatomy import class_map, part_maps, relabel, resolve_names
 from totalseg.errors import ConfigError, InputError, UnknownStructureError
 from totalseg.image import Image, LabelMap
 from totalseg.inference.nnunet import (
-    export_labels,
     from_array_order,
     header_spacing,
+    mask_to_network_grid,
     preprocess_case,
     to_array_order,
 )
 from totalseg.options import SegmentOptions
 from totalseg.postprocess.blobs import remove_small_blobs
 from totalseg.postprocess.merge import empty_merge, keep_labels, merge_into
-from totalseg.postprocess.restore import restore_labels, to_model_grid
-from totalseg.preprocess.body import crop_to_body
+from totalseg.postprocess.restore import restore_labels, to_model_grid, zoom_canonical
+from totalseg.preprocess.body import body_mask, crop_to_body
 from totalseg.preprocess.crop import CropBox, box_of_mask
 from totalseg.preprocess.orientation import restore, to_canonical
+from totalseg.timings import PartTimes, StageTimes, Stopwatch
 
 __all__ = ["SegmentOptions", "SegmentProgress", "Segmenter", "segment"]
 
@@ -282,37 +284,45 @@ class Segmenter:
 
     def __call__(self, image_or_path: ImageSource) -> LabelMap:
         """Segment one case; the result is on the exact input grid with `labels` = {id: name}."""
-        image, where = _read(image_or_path, series_uid=self.options.series_uid)
-        check_finite(image, where=where)
+        return self.run(image_or_path)[0]
+
+    def run(self, image_or_path: ImageSource) -> tuple[LabelMap, StageTimes]:
+        """Segment one case, and say where its time went (seconds per stage)."""
+        watch = Stopwatch()
+        with watch.stage("read_s"):
+            image, where = _read(image_or_path, series_uid=self.options.series_uid)
+            check_finite(image, where=where)
         if self.options.save_lowres:
-            result = self._run_task(image, lowres=True)
+            result = self._run_task(image, watch, lowres=True)
             array, affine = np.asarray(result.array), result.affine
         else:
-            array, affine = self._run_on_body(image), image.affine
-        if len(self._labels) < len(self._all_labels()):
-            array = keep_labels(array, list(self._labels))
-        if self.options.v1_order:
-            array = relabel(array, self._labels, self.labels).astype(np.uint8)
-        return LabelMap(array, affine, self.labels)
+            array, affine = self._run_on_body(image, watch), image.affine
+        with watch.stage("restore_s"):
+            if len(self._labels) < len(self._all_labels()):
+                array = keep_labels(array, list(self._labels))
+            if self.options.v1_order:
+                array = relabel(array, self._labels, self.labels).astype(np.uint8)
+        return LabelMap(array, affine, self.labels), watch.result()
 
-    def _run(self, image: Image) -> np.ndarray:
+    def _run(self, image: Image, watch: Stopwatch) -> np.ndarray:
         if self.task is None:
-            return self._run_nnunet(image)
+            return self._run_nnunet(image, watch)
         if self._cropper is not None:
-            return self._run_cropped(image, self._cropper)
-        return np.asarray(self._run_task(image).array)
+            return self._run_cropped(image, self._cropper, watch)
+        return np.asarray(self._run_task(image, watch).array)
 
-    def _run_on_body(self, image: Image) -> np.ndarray:
+    def _run_on_body(self, image: Image, watch: Stopwatch) -> np.ndarray:
         """`_run` on the box of the body (`body_seg`), pasted back into zeros."""
         if not self.options.body_seg or self._cropper is not None:
-            return self._run(image)
-        cropped = crop_to_body(image)
+            return self._run(image, watch)
+        with watch.stage("body_s"):
+            cropped = crop_to_body(image)
         if cropped is None:
             log.info("body_seg: no voxel above -500 HU, an empty result")
             return np.zeros(image.shape, dtype=np.uint8)
         body, box = cropped
         log.info("body_seg: the body box is %s", [(s.start, s.stop) for s in box])
-        labels = self._run(body)
+        labels = self._run(body, watch)
         out = np.zeros(image.shape, dtype=labels.dtype)
         out[box] = labels
         return out
@@ -328,35 +338,70 @@ class Segmenter:
             return class_map(self.task.class_map)
         return self.parts[0].local_labels
 
-    def _run_task(self, image: Image, *, lowres: bool = False) -> LabelMap:
+    def _run_task(self, image: Image, watch: Stopwatch, *, lowres: bool = False) -> LabelMap:
         """The task on the whole image: on the input grid, or on the model grid (`lowres`)."""
         assert self.task is not None
         order, mode = self.options.resampling_order, "nearest"
         if self._v1:  # TotalSegmentator 1.5.x's zoom: order 3, scipy's default mode
             order, mode = 3, "constant"
-        model_image, grid = to_model_grid(image, self.task.spacing_mm, order=order, mode=mode)
+        with watch.stage("orient_s"):
+            canonical, reorientation = to_canonical(image)
+        with watch.stage("resample_s"):
+            model_image, grid = zoom_canonical(
+                canonical, reorientation, self.task.spacing_mm, order=order, mode=mode
+            )
         array_kji, spacing_kji = to_array_order(
             np.asarray(model_image.array), header_spacing(model_image.affine)
         )
+        body = self._body(array_kji, spacing_kji, watch)
         global_labels = class_map(self.task.class_map)
         merged = empty_merge(model_image.shape, global_labels)
         keys = [_preprocessing_key(p.predictor.model.plan) for p in self.parts]
         cache: dict[Any, Any] = {}
         for index, (part, key) in enumerate(zip(self.parts, keys, strict=True)):
             if key not in cache:  # parts with the same preprocessing share one array
-                cache[key] = _preprocess(part, array_kji[None], spacing_kji)
-            labels = self._predict(index, part, *cache[key])
+                with watch.stage("normalise_s"):
+                    cache[key] = self._preprocess(part, array_kji, spacing_kji, body)
+            labels = self._predict(index, part, *cache[key], watch=watch)
             if key not in keys[index + 1 :]:
                 del cache[key]
-            merge_into(merged, from_array_order(labels), part.local_labels, global_labels)
+            with watch.stage("merge_s"):
+                merge_into(merged, from_array_order(labels), part.local_labels, global_labels)
         merged = self._remove_blobs(merged, model_image.spacing_mm)
         on_model_grid = LabelMap(merged, model_image.affine, self._labels)
-        return on_model_grid if lowres else restore_labels(on_model_grid, grid)
+        if lowres:
+            return on_model_grid
+        with watch.stage("restore_s"):
+            return restore_labels(on_model_grid, grid)
 
-    def _run_cropped(self, image: Image, cropper: Segmenter) -> np.ndarray:
+    def _body(
+        self, array_kji: np.ndarray, spacing_kji: Sequence[float], watch: Stopwatch
+    ) -> np.ndarray | None:
+        """The body mask of the case (array order) when tiles outside it are skipped."""
+        if not self.options.skips_outside_body:
+            return None
+        with watch.stage("body_s"):
+            return body_mask(array_kji, spacing_kji)
+
+    @staticmethod
+    def _preprocess(
+        part: _Part, array_kji: np.ndarray, spacing_kji: Sequence[float], body: np.ndarray | None
+    ) -> tuple[np.ndarray, Any, np.ndarray | None]:
+        """nnU-Net 2's preprocessing (and the body mask on its grid), or nnU-Net 1's for a v1
+        model folder (which runs every tile)."""
+        if part.predictor.model.format == "nnunet_v1":
+            data, geometry = part.predictor.preprocess(array_kji[None], spacing_kji)
+            return data, geometry, None
+        plan = part.predictor.model.plan
+        data, geometry = preprocess_case(array_kji[None], spacing_kji, plan)
+        grid_body = None if body is None else mask_to_network_grid(body, geometry, plan)
+        return data, geometry, grid_body
+
+    def _run_cropped(self, image: Image, cropper: Segmenter, watch: Stopwatch) -> np.ndarray:
         """The task on the box of the crop structures (the task's own, else the roi_subset)
         found by the low-res `cropper`."""
-        rough = cropper(image)
+        rough, rough_times = cropper.run(image)
+        watch.add(rough_times.with_stages(read_s=-rough_times.read_s))
         wanted = set(self._crop_names)
         mask = np.isin(rough.array, [i for i, n in rough.labels.items() if n in wanted])
         out = np.zeros(image.shape, dtype=np.uint8)
@@ -374,26 +419,42 @@ class Segmenter:
         affine = image.affine.copy()
         affine[:3, 3] = (image.affine @ np.array([*box.starts, 1.0]))[:3]
         cropped = Image(data.astype(np.int32) if data.dtype.kind == "f" else data, affine)
-        out[box.slices] = np.asarray(self._run_task(cropped).array)
+        out[box.slices] = np.asarray(self._run_task(cropped, watch).array)
         return out
 
-    def _run_nnunet(self, image: Image) -> np.ndarray:
+    def _run_nnunet(self, image: Image, watch: Stopwatch) -> np.ndarray:
         part = self.parts[0]
         plan = part.predictor.model.plan
         reorient = plan.image_reader_writer == "NibabelIOWithReorient"
-        source, record = to_canonical(image) if reorient else (image, None)
+        with watch.stage("orient_s"):
+            source, record = to_canonical(image) if reorient else (image, None)
         array_kji, spacing_kji = to_array_order(
             np.asarray(source.array), header_spacing(source.affine)
         )
-        data, geometry = _preprocess(part, array_kji[None], spacing_kji)
-        labels = from_array_order(self._predict(0, part, data, geometry))
+        body = self._body(array_kji, spacing_kji, watch)
+        with watch.stage("normalise_s"):
+            data, geometry, grid_body = self._preprocess(part, array_kji, spacing_kji, body)
+        labels = from_array_order(self._predict(0, part, data, geometry, grid_body, watch=watch))
         labels = self._remove_blobs(np.ascontiguousarray(labels), source.spacing_mm)
         if record is None:
             return labels
-        restored = restore(LabelMap(np.ascontiguousarray(labels), source.affine), record)
-        return np.asarray(restored.array)
+        with watch.stage("restore_s"):
+            restored = restore(LabelMap(labels, source.affine), record)
+            return np.asarray(restored.array)
 
-    def _predict(self, index: int, part: _Part, data: np.ndarray, geometry: Any) -> np.ndarray:
+    def _predict(
+        self,
+        index: int,
+        part: _Part,
+        data: np.ndarray,
+        geometry: Any,
+        body: np.ndarray | None,
+        *,
+        watch: Stopwatch,
+    ) -> np.ndarray:
+        from totalseg.inference.predictor import labels_from_logits
+        from totalseg.inference.sliding_window import WindowStats
+
         callback = None
         if self.progress is not None:
             progress, n_parts = self.progress, len(self.parts)
@@ -403,10 +464,26 @@ class Segmenter:
 
         if part.predictor.model.format == "nnunet_v1":  # tasks: TotalSegmentator 1.x's mode
             mode = "fastest" if self.task is not None else "normal"
+            started = time.perf_counter()
             labels = part.predictor.predict_labels(data, geometry, mode=mode, progress=callback)
+            watch.add_part(PartTimes(part.name, time.perf_counter() - started, 0.0, 0.0, 0, 0))
             return _v1_postprocess(labels, part.predictor.postprocessing, geometry)
-        logits = part.predictor.predict_logits(data, progress=callback)
-        return export_labels(logits.numpy(), geometry, part.predictor.model.plan)
+        stats, predictor = WindowStats(), part.predictor
+        logits = predictor.predict_logits(
+            data, progress=callback, body=body, stats=stats, keep_on_device=predictor.resident
+        )
+        started = time.perf_counter()
+        labels = labels_from_logits(
+            logits, geometry, predictor.model.plan, on_device=predictor.resident
+        )
+        export_s = time.perf_counter() - started
+        watch.add_part(
+            PartTimes(
+                part.name, stats.network_s, stats.accumulation_s, export_s,
+                stats.n_tiles_run, stats.n_tiles_skipped,
+            )
+        )  # fmt: skip
+        return labels
 
 
 def _model_name(folder: Path) -> str:
@@ -425,13 +502,6 @@ def _v1_postprocess(labels: np.ndarray, postprocessing: Any, geometry: Any) -> n
     return keep_largest_components(
         labels, classes, voxel_volume_mm3=volume, min_valid_mm3=min_sizes
     )
-
-
-def _preprocess(part: _Part, data: np.ndarray, spacing: Sequence[float]) -> tuple[Any, Any]:
-    """nnU-Net 2's preprocessing, or nnU-Net 1's for a v1 model folder."""
-    if part.predictor.model.format == "nnunet_v1":
-        return part.predictor.preprocess(data, spacing)
-    return preprocess_case(data, spacing, part.predictor.model.plan)
 
 
 def _preprocessing_key(plan: Any) -> tuple[Any, ...]:

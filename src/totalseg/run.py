@@ -30,6 +30,7 @@ from totalseg.errors import InputError
 from totalseg.image import Image, LabelMap
 from totalseg.models.release import DownloadReporter
 from totalseg.options import SegmentOptions
+from totalseg.timings import StageTimes
 
 if TYPE_CHECKING:
     from totalseg.pipeline import Segmenter
@@ -60,13 +61,15 @@ DEMO_WARNING = (
 
 @dataclass(frozen=True)
 class CaseResult:
-    """One input and what was written for it (`target`: the output file or mask folder)."""
+    """One input and what was written for it (`target`: the output file or mask folder);
+    `times`: seconds per stage (read, ..., write)."""
 
     source: Path
     target: Path
     outputs: tuple[Path, ...]
     n_structures: int
     elapsed_s: float
+    times: StageTimes | None = None
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,7 @@ def _segment_case(
 
     started = time.perf_counter()
     image = read_any(case, series_uid=options.series_uid)
+    read_s = time.perf_counter() - started
     log.info(
         "%s: %s voxels, spacing %s mm, orientation %s", case,
         "x".join(map(str, image.shape)), "x".join(f"{v:.3g}" for v in image.spacing_mm),
@@ -299,7 +303,8 @@ def _segment_case(
     )  # fmt: skip
     if warn_demo and not is_phantom_file(case):
         reporter.notice(DEMO_WARNING)
-    labels = segmenter(image)
+    labels, times = segmenter.run(image)
+    writing = time.perf_counter()
     written: list[Path] = []
     if not options.skip_saving:
         written = _write_segmentation(labels, case, target, options)
@@ -312,8 +317,10 @@ def _segment_case(
         task_name=_task_name(options), batch=batch,
     )  # fmt: skip
     elapsed_s = time.perf_counter() - started
+    times = times.with_stages(read_s=read_s, write_s=time.perf_counter() - writing)
     log.info("%s: %d structures found, %.1f s", case, len(labels.present_labels()), elapsed_s)
-    return CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s)
+    log.info("%s: %s", case, times.summary())
+    return CaseResult(case, target, tuple(written), len(segmenter.labels), elapsed_s, times)
 
 
 def _write_segmentation(

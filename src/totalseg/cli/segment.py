@@ -51,6 +51,13 @@ def segment_command(
         "Alone, -o is the DICOM file; with others they land beside -o as <stem>.seg.dcm, "
         "<stem>.rtstruct.dcm.",
     ),
+    body_skip: bool | None = typer.Option(
+        None,
+        "--body-skip/--no-body-skip",
+        help="Skip tiles outside the body (default: on for tasks, off for --model-dir and "
+        "--parity); labels inside the body are unchanged.",
+        show_default=False,
+    ),
     no_download: bool = typer.Option(
         False,
         "--no-download",
@@ -129,7 +136,8 @@ def segment_command(
     options = SegmentOptions(
         task=task, model_dir=model_dir, roi_subset=tuple(roi_subset) if roi_subset else None,
         device=device, parity=parity, tile_step=tile_step, series_uid=series, multilabel=ml,
-        download=not no_download, output_types=tuple(output_types or ("nifti",)),
+        download=not no_download, body_skip=body_skip,
+        output_types=tuple(output_types or ("nifti",)),
         fast=fast, fastest=fastest, statistics=statistics,
         stats_include_incomplete=stats_include_incomplete, preview=preview, body_seg=body_seg,
         remove_small_blobs_mm3=remove_small_blobs, v1_order=v1_order, save_lowres=save_lowres,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from totalseg.errors import InputError
+from totalseg.inference.argmax import argmax_classes
 from totalseg.models.plan import Plan
 from totalseg.preprocess.crop import (
     CropBox,
@@ -32,9 +33,11 @@ from totalseg.preprocess.resample import nnunet_new_shape, resample_to_shape
 
 __all__ = [
     "CaseGeometry",
+    "case_labels",
     "export_labels",
     "from_array_order",
     "header_spacing",
+    "mask_to_network_grid",
     "preprocess_case",
     "to_array_order",
 ]
@@ -117,6 +120,25 @@ def preprocess_case(
     return data, CaseGeometry(tuple(float(s) for s in spacing), box, tuple(new_shape))
 
 
+def mask_to_network_grid(mask: np.ndarray, geometry: CaseGeometry, plan: Plan) -> np.ndarray:
+    """A boolean mask of the case (array order, before preprocessing) on the network grid of
+    `preprocess_case`: transpose_forward, the crop, then nearest-neighbour to the resampled
+    shape (voxel centres, grid-aligned like nnU-Net's resize)."""
+    if mask.shape != tuple(geometry.crop.source_shape[i] for i in plan.transpose_backward):
+        raise InputError(
+            f"Expected a mask of the case's shape, got {mask.shape} for a case whose transposed "
+            f"shape is {geometry.crop.source_shape}."
+        )
+    out = mask.transpose(plan.transpose_forward)[geometry.crop.slices]
+    if tuple(out.shape) != tuple(geometry.resampled_shape):
+        index = [
+            np.minimum(((np.arange(new) + 0.5) * old / new).astype(np.int64), old - 1)
+            for old, new in zip(out.shape, geometry.resampled_shape, strict=True)
+        ]
+        out = out[np.ix_(*index)]
+    return np.ascontiguousarray(out, dtype=bool)
+
+
 def _normalize(data: np.ndarray, mask: np.ndarray, plan: Plan) -> np.ndarray:
     for c, scheme in enumerate(plan.normalization_schemes):
         stats = plan.intensity_properties[c] if c < len(plan.intensity_properties) else None
@@ -149,6 +171,12 @@ def export_labels(logits: np.ndarray, geometry: CaseGeometry, plan: Plan) -> np.
         threshold=rs.separate_z_anisotropy_threshold,
     )
     n_foreground = logits.shape[0] - 1
-    seg = logits.argmax(0).astype(np.uint8 if n_foreground < 255 else np.uint16)
+    seg = argmax_classes(logits, np.uint8 if n_foreground < 255 else np.uint16)
+    return case_labels(seg, geometry, plan)
+
+
+def case_labels(seg: np.ndarray, geometry: CaseGeometry, plan: Plan) -> np.ndarray:
+    """Labels on the cropped case grid -> the case's original array order (crop undone,
+    transpose_backward): the last step of `export_labels`."""
     full = uncrop(seg, geometry.crop)
     return np.ascontiguousarray(full.transpose(plan.transpose_backward))

@@ -17,15 +17,18 @@ import torch
 
 from totalseg.errors import ConfigError, InputError
 from totalseg.inference.device import resolve_device, torch_threads
+from totalseg.inference.nnunet import CaseGeometry, case_labels, export_labels
 from totalseg.inference.sliding_window import (
     ProgressFn,
     WindowOptions,
+    WindowStats,
     n_tiles,
     predict_sliding_window,
 )
 from totalseg.models.folder import LoadedModel
+from totalseg.models.plan import Plan
 
-__all__ = ["InferenceOptions", "Predictor"]
+__all__ = ["InferenceOptions", "Predictor", "labels_from_logits"]
 
 log = logging.getLogger(__name__)
 
@@ -82,19 +85,34 @@ class Predictor:
         )
 
     @property
+    def resident(self) -> bool:
+        """Whether a case stays on the device from the input tensor to the labels (CUDA)."""
+        return self.device.type == "cuda"
+
+    @property
     def n_folds(self) -> int:
         return len(self.networks)
 
-    def n_tiles(self, shape: Sequence[int]) -> int:
-        """Forward passes of one fold (tiles, without mirroring) for a preprocessed shape."""
-        return n_tiles(shape, self.window)
+    def n_tiles(self, shape: Sequence[int], body: np.ndarray | None = None) -> int:
+        """Forward passes of one fold (tiles, without mirroring) for a preprocessed shape (only
+        the tiles that hold a voxel of `body`, when given)."""
+        return n_tiles(shape, self.window, body)
 
     def predict_logits(
-        self, data: np.ndarray | torch.Tensor, *, progress: ProgressFn | None = None
+        self,
+        data: np.ndarray | torch.Tensor,
+        *,
+        progress: ProgressFn | None = None,
+        body: np.ndarray | None = None,
+        stats: WindowStats | None = None,
+        keep_on_device: bool = False,
     ) -> torch.Tensor:
-        """(C, X, Y, Z) preprocessed input -> (K, X, Y, Z) CPU logits (fp16 unless accumulate_fp32).
+        """(C, X, Y, Z) preprocessed input -> (K, X, Y, Z) logits (fp16 unless accumulate_fp32),
+        on the CPU, or left on the device with `keep_on_device` (folds are summed there).
 
-        `progress(done, total)` counts tiles over all folds.
+        `progress(done, total)` counts tiles over all folds. `body`: a boolean mask of the
+        spatial shape; tiles without a body voxel are skipped (see `sliding_window`). `stats`
+        adds up tiles and seconds over the folds.
         """
         tensor = torch.as_tensor(
             np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data
@@ -107,7 +125,7 @@ class Predictor:
                 f"lists channels {list(self.model.dataset.channel_names)}."
             )
         tensor = tensor.to(torch.float32)
-        per_fold = self.n_tiles(tensor.shape[1:])
+        per_fold = self.n_tiles(tensor.shape[1:], body)
         total = per_fold * self.n_folds
         result: torch.Tensor | None = None
         with torch_threads(self.options.n_threads), torch.inference_mode():
@@ -120,12 +138,43 @@ class Predictor:
                     device=self.device,
                     n_classes=self.model.n_out,
                     progress=fold_progress,
+                    body=body,
+                    stats=stats,
+                    keep_on_device=keep_on_device,
                 )
                 result = logits if result is None else result.add_(logits)
             assert result is not None
             if self.n_folds > 1:
                 result /= self.n_folds
         return result
+
+
+def labels_from_logits(
+    logits: torch.Tensor, geometry: CaseGeometry, plan: Plan, *, on_device: bool
+) -> np.ndarray:
+    """nnU-Net's export (`inference.nnunet.export_labels`) of (K, X, Y, Z) logits.
+
+    `on_device` (the GPU-resident path): when the export needs no resampling (the network grid
+    is the cropped case grid, as for every named task), the argmax runs where the logits are and
+    only the labels travel to the CPU; ties go to the lowest index as in numpy. Otherwise, and
+    without `on_device`, the logits are exported by numpy on the CPU.
+    """
+    dtype = np.uint8 if logits.shape[0] - 1 < 255 else np.uint16
+    if on_device and tuple(logits.shape[1:]) == tuple(geometry.cropped_shape):
+        seg = _argmax_in_slabs(logits)
+        return case_labels(seg.cpu().numpy().astype(dtype), geometry, plan)
+    return export_labels(logits.cpu().numpy(), geometry, plan)
+
+
+def _argmax_in_slabs(logits: torch.Tensor, voxels_per_slab: int = 1 << 24) -> torch.Tensor:
+    """torch.argmax over classes, slab by slab along the first spatial axis (bounded temporary
+    memory on the device)."""
+    per_slice = max(1, int(np.prod(logits.shape[2:])) * int(logits.shape[0]))
+    step = max(1, voxels_per_slab // per_slice)
+    out = torch.empty(logits.shape[1:], dtype=torch.int32, device=logits.device)
+    for start in range(0, logits.shape[1], step):
+        out[start : start + step] = torch.argmax(logits[:, start : start + step], dim=0)
+    return out
 
 
 def _to_device(network: torch.nn.Module, device: torch.device, layout: torch.memory_format) -> Any:

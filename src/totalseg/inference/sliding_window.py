@@ -25,23 +25,30 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter
 
 from totalseg.errors import ConfigError, InputError, ModelError
+from totalseg.inference.tiles import (
+    Tile,
+    body_tiles,
+    gaussian_importance,
+    n_grid_tiles,
+    pad_to_patch,
+    tile_grid,
+    tile_starts,
+)
 
 __all__ = [
     "ProgressFn",
     "WindowOptions",
+    "WindowStats",
     "gaussian_importance",
     "n_tiles",
     "predict_sliding_window",
@@ -90,66 +97,6 @@ class WindowOptions:
             raise ConfigError(f"Expected mirror axes among 0, 1, 2, got {self.mirror_axes}.")
 
 
-def tile_starts(size: int, patch: int, step: float) -> list[int]:
-    """Start positions of tiles along one axis of (padded) length `size` (nnU-Net's rule)."""
-    if size < patch:
-        raise InputError(f"Expected an axis at least as long as the patch ({patch}), got {size}.")
-    n = int(np.ceil((size - patch) / (patch * step))) + 1
-    if n == 1:
-        return [0]
-    actual = (size - patch) / (n - 1)
-    return [int(np.round(actual * i)) for i in range(n)]
-
-
-def tile_grid(shape: Sequence[int], patch: Sequence[int], step: float) -> list[tuple[slice, ...]]:
-    """Spatial slices of every tile, x outer, z inner (nnU-Net's visiting order)."""
-    starts = [tile_starts(s, p, step) for s, p in zip(shape, patch, strict=True)]
-    return [
-        tuple(slice(a, a + p) for a, p in zip(corner, patch, strict=True))
-        for corner in itertools.product(*starts)
-    ]
-
-
-@lru_cache(maxsize=8)
-def _gaussian_f64(patch: tuple[int, ...]) -> np.ndarray:
-    tmp = np.zeros(patch)
-    tmp[tuple(p // 2 for p in patch)] = 1
-    g = gaussian_filter(tmp, [p / 8 for p in patch], 0, mode="constant", cval=0)
-    g /= np.max(g) / 10
-    g.flags.writeable = False
-    return g
-
-
-def gaussian_importance(
-    patch: Sequence[int], *, dtype: torch.dtype = torch.float16, device: torch.device | None = None
-) -> torch.Tensor:
-    """nnU-Net's `compute_gaussian(patch, 1/8, value_scaling_factor=10)` in `dtype`.
-
-    Entries that are 0 after the cast are replaced by the smallest nonzero entry.
-    """
-    g = torch.from_numpy(_gaussian_f64(tuple(int(p) for p in patch)).copy())
-    g = g.to(device=device or torch.device("cpu"), dtype=dtype)
-    zero = g == 0
-    if bool(zero.any()):
-        g[zero] = torch.min(g[~zero])
-    return g
-
-
-def _pad_to_patch(
-    data: torch.Tensor, patch: Sequence[int]
-) -> tuple[torch.Tensor, tuple[slice, ...]]:
-    """acvl_utils.pad_nd_image: constant 0 up to the patch size, the extra half above."""
-    shape = data.shape[1:]
-    diff = [max(p - s, 0) for s, p in zip(shape, patch, strict=True)]
-    below = [d // 2 for d in diff]
-    above = [d // 2 + d % 2 for d in diff]
-    unpad = tuple(slice(b, b + s) for b, s in zip(below, shape, strict=True))
-    if not any(diff):
-        return data, unpad
-    pads = [v for b, a in zip(below[::-1], above[::-1], strict=True) for v in (b, a)]
-    return F.pad(data, pads, "constant", value=0), unpad
-
-
 def _all_channels(tile: tuple[slice, ...]) -> tuple[slice, ...]:
     return (slice(None), *tile)
 
@@ -171,12 +118,12 @@ def _forward(network: Network, x: torch.Tensor, combos: list[tuple[int, ...]]) -
     return pred
 
 
-def _batches(tiles: list[tuple[slice, ...]], size: int) -> Iterator[list[tuple[slice, ...]]]:
+def _batches(tiles: list[Tile], size: int) -> Iterator[list[Tile]]:
     for i in range(0, len(tiles), size):
         yield tiles[i : i + size]
 
 
-Batch = list[tuple[slice, ...]]
+Batch = list[Tile]
 
 
 def _prefetch(
@@ -239,6 +186,18 @@ def _check_output(pred: torch.Tensor, n_tiles: int, n_classes: int | None) -> No
         )
 
 
+@dataclass
+class WindowStats:
+    """What `predict_sliding_window` did, added up over calls: tiles run and skipped (outside
+    the body), seconds in forward passes and in the accumulation (weighting, adding, dividing).
+    """
+
+    n_tiles_run: int = 0
+    n_tiles_skipped: int = 0
+    network_s: float = 0.0
+    accumulation_s: float = 0.0
+
+
 def predict_sliding_window(
     network: Network,
     data: torch.Tensor,
@@ -247,67 +206,141 @@ def predict_sliding_window(
     device: torch.device | None = None,
     n_classes: int | None = None,
     progress: ProgressFn | None = None,
+    body: np.ndarray | None = None,
+    stats: WindowStats | None = None,
+    keep_on_device: bool = False,
 ) -> torch.Tensor:
     """Logits (K, X, Y, Z) for a preprocessed (C, X, Y, Z) tensor; fp16 unless accumulate_fp32.
 
-    The accumulators live on `device` (the network's device); the result is on the CPU.
+    The case tensor, Gaussian and accumulators live on `device` (the network's device); the
+    result is moved to the CPU unless `keep_on_device` (the GPU-resident path).
+    With `body` (a boolean mask of the spatial shape) only tiles holding a body voxel run; body
+    voxels get exactly the logits of a run without skipping, voxels no run tile covers get
+    background (class 0 logit 1, the others 0).
     """
     if data.ndim != 4:
         raise InputError(f"Expected a (C, X, Y, Z) tensor, got shape {tuple(data.shape)}.")
     device = device or torch.device("cpu")
+    tiles = body_tiles(data.shape[1:], options.patch_size, options.tile_step, body)
+    if stats is not None:
+        stats.n_tiles_skipped += n_grid_tiles(
+            data.shape[1:], options.patch_size, options.tile_step
+        ) - len(tiles)
     with torch.inference_mode(), _autocast(device):
-        padded, unpad = _pad_to_patch(data.to(device), options.patch_size)
-        logits = _accumulate(network, padded, options, device, n_classes, progress)
+        padded, unpad = pad_to_patch(data.to(device), options.patch_size)
+        run = _Run(network, options, device, n_classes, progress, stats or WindowStats())
+        logits = run.accumulate(padded, tiles, skipped=body is not None)
     keep = (slice(None), *unpad)
-    return logits[keep].cpu()
+    return logits[keep] if keep_on_device else logits[keep].cpu()
 
 
-def _accumulate(
-    network: Network,
-    data: torch.Tensor,
-    options: WindowOptions,
-    device: torch.device,
-    n_classes: int | None,
-    progress: ProgressFn | None,
-) -> torch.Tensor:
-    tiles = tile_grid(data.shape[1:], options.patch_size, options.tile_step)
-    acc_dtype = torch.float32 if options.accumulate_fp32 else torch.float16
-    layout = torch.channels_last_3d if options.channels_last else torch.contiguous_format
-    weight: torch.Tensor | float = 1.0
-    if options.use_gaussian:
-        weight = gaussian_importance(options.patch_size, dtype=acc_dtype, device=device)
-    combos = _mirror_combos(options.mirror_axes)
-    logits: torch.Tensor | None = None
-    counts = torch.zeros(data.shape[1:], dtype=acc_dtype, device=device)
-    done = 0
-    for x, batch in _prefetch(data, list(_batches(tiles, options.batch_size)), layout, device):
-        pred = _forward(network, x, combos)
-        _check_output(pred, len(batch), n_classes)
-        if logits is None:
-            logits = torch.zeros((pred.shape[1], *data.shape[1:]), dtype=acc_dtype, device=device)
-        for i, tile in enumerate(batch):
-            p = pred[i].to(device, torch.float32) if options.accumulate_fp32 else pred[i].to(device)
-            if options.use_gaussian:
-                p *= weight
-            logits[_all_channels(tile)] += p
-            counts[tile] += weight
-        done += len(batch)
-        if progress is not None:
-            progress(done, len(tiles))
-    assert logits is not None  # at least one tile always exists
+@dataclass
+class _Run:
+    network: Network
+    options: WindowOptions
+    device: torch.device
+    n_classes: int | None
+    progress: ProgressFn | None
+    stats: WindowStats
+
+    def accumulate(self, data: torch.Tensor, tiles: list[Tile], *, skipped: bool) -> torch.Tensor:
+        options, device = self.options, self.device
+        acc_dtype = torch.float32 if options.accumulate_fp32 else torch.float16
+        layout = torch.channels_last_3d if options.channels_last else torch.contiguous_format
+        weight: torch.Tensor | float = 1.0
+        if options.use_gaussian:
+            weight = gaussian_importance(options.patch_size, dtype=acc_dtype, device=device)
+        weights = (weight, weight.float()) if isinstance(weight, torch.Tensor) else None
+        combos = _mirror_combos(options.mirror_axes)
+        logits: torch.Tensor | None = None
+        counts = torch.zeros(data.shape[1:], dtype=acc_dtype, device=device)
+        done = 0
+        batches = list(_batches(tiles, options.batch_size))
+        for x, batch in _prefetch(data, batches, layout, device):
+            started = time.perf_counter()
+            pred = _forward(self.network, x, combos)
+            _check_output(pred, len(batch), self.n_classes)
+            added = time.perf_counter()
+            if logits is None:
+                logits = torch.zeros((pred.shape[1], *counts.shape), dtype=acc_dtype, device=device)
+            for i, tile in enumerate(batch):
+                _add_tile(
+                    logits[_all_channels(tile)], pred[i], weights, fp32=options.accumulate_fp32
+                )
+                counts[tile] += weight
+            done += len(batch)
+            self.stats.n_tiles_run += len(batch)
+            self.stats.network_s += added - started
+            self.stats.accumulation_s += time.perf_counter() - added
+            if self.progress is not None:
+                self.progress(done, len(tiles))
+        started = time.perf_counter()
+        if logits is None:  # no tile holds a body voxel
+            logits = self._empty(tuple(data.shape[1:]), acc_dtype)
+        else:
+            _divide(logits, counts, skipped=skipped)
+        self.stats.accumulation_s += time.perf_counter() - started
+        return logits
+
+    def _empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        if self.n_classes is None:
+            raise ModelError(
+                "Expected at least one tile inside the body, got none; pass n_classes so that "
+                "an all-background result can be built."
+            )
+        logits = torch.zeros((self.n_classes, *shape), dtype=dtype, device=self.device)
+        logits[0] = 1
+        return logits
+
+
+def _add_tile(
+    view: torch.Tensor,
+    pred: torch.Tensor,
+    weights: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    fp32: bool,
+) -> None:
+    """view += pred * weight with nnU-Net's arithmetic, in fewer passes.
+
+    `weights`: the Gaussian in the accumulator dtype and as fp32. An fp32 prediction times the
+    fp16 Gaussian is computed in fp32 by type promotion, so it is multiplied by the Gaussian cast
+    to fp32 once (exact, no per-element conversion); an fp16 prediction (CUDA autocast) is
+    multiplied by the fp16 Gaussian and rounded to fp16, as nnU-Net's `prediction *= gaussian`.
+    The add is an `out=` kernel per class: computed in the promoted dtype, rounded once into the
+    view, bit for bit nnU-Net's in-place `+=` and about four times faster for mixed dtypes on
+    the CPU (a strided 4D mixed-dtype add takes torch's slow path).
+    """
+    p = pred.to(torch.float32) if fp32 else pred
+    if weights is not None:
+        p.mul_(weights[1] if p.dtype == torch.float32 else weights[0])
+    for k in range(view.shape[0]):  # per class: torch's fast path for strided mixed dtypes
+        torch.add(view[k], p[k], out=view[k])
+
+
+def _divide(logits: torch.Tensor, counts: torch.Tensor, *, skipped: bool) -> None:
+    """Weighted sums -> averages in place; voxels no tile covered (only when tiles were skipped)
+    become background."""
+    uncovered = counts == 0 if skipped else None
+    if uncovered is not None:
+        counts[uncovered] = 1
+        logits[0][uncovered] = 1
     torch.div(logits, counts, out=logits)
-    if bool(torch.isinf(logits).any()):
+    if not _all_finite(logits):
         raise ModelError(
-            "Expected finite logits, got inf after fp16 accumulation; rerun with fp32 "
-            "accumulation (accumulate_fp32=True)."
+            "Expected finite logits, got inf or NaN after the accumulation; rerun with fp32 "
+            "accumulation (accumulate_fp32=True), and check the model's weights."
         )
-    return logits
 
 
-def n_tiles(shape: Sequence[int], options: WindowOptions) -> int:
-    """How many tiles `predict_sliding_window` will run for a (spatial) shape."""
-    padded = [max(s, p) for s, p in zip(shape, options.patch_size, strict=True)]
-    return math.prod(
-        len(tile_starts(s, p, options.tile_step))
-        for s, p in zip(padded, options.patch_size, strict=True)
-    )
+def _all_finite(logits: torch.Tensor) -> bool:
+    """No inf or NaN: the minimum and maximum propagate NaN, and one `aminmax` reduction is an
+    order of magnitude faster than `isinf` on fp16 CPU tensors."""
+    low, high = torch.aminmax(logits)
+    return bool(torch.isfinite(low) & torch.isfinite(high))
+
+
+def n_tiles(shape: Sequence[int], options: WindowOptions, body: np.ndarray | None = None) -> int:
+    """How many tiles `predict_sliding_window` will run for a (spatial) shape (and body mask)."""
+    if body is None:
+        return n_grid_tiles(shape, options.patch_size, options.tile_step)
+    return len(body_tiles(shape, options.patch_size, options.tile_step, body))

@@ -36,15 +36,11 @@ from scipy.ndimage import gaussian_filter
 from totalseg.errors import InputError
 from totalseg.inference.device import resolve_device, torch_threads
 from totalseg.inference.predictor import InferenceOptions
-from totalseg.inference.sliding_window import (
-    ProgressFn,
-    _autocast,
-    _pad_to_patch,
-    tile_grid,
-)
+from totalseg.inference.sliding_window import ProgressFn, _autocast
 from totalseg.inference.sliding_window import (
     _all_channels as _channels,
 )
+from totalseg.inference.tiles import pad_to_patch, tile_grid
 from totalseg.models.folder import LoadedModel
 from totalseg.models.plan import IntensityProperties, Plan
 from totalseg.models.v1.layout import read_postprocessing
@@ -171,7 +167,7 @@ def predict_probabilities_v1(
     """(K, X, Y, Z) float32 class probabilities on the CPU for a (C, X, Y, Z) input."""
     patch = tuple(int(p) for p in patch_size)
     with torch.inference_mode(), _autocast(device):
-        padded, unpad = _pad_to_patch(data.to(device), patch)
+        padded, unpad = pad_to_patch(data.to(device), patch)
         tiles = tile_grid(padded.shape[1:], patch, tile_step)
         gaussian = None
         if len(tiles) > 1:

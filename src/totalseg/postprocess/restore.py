@@ -16,7 +16,7 @@ from totalseg.image import Image, LabelMap
 from totalseg.preprocess.orientation import Reorientation, restore, to_canonical
 from totalseg.preprocess.resample import SpacingChange, zoom_labels_to_grid, zoom_to_spacing
 
-__all__ = ["ModelGrid", "restore_labels", "to_model_grid"]
+__all__ = ["ModelGrid", "restore_labels", "to_model_grid", "zoom_canonical"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +47,23 @@ def to_model_grid(
     `spacing_mm=None` keeps the input's spacing (tasks that let nnU-Net resample). `mode` is
     scipy's boundary mode ('constant' for TotalSegmentator 1.x)."""
     canonical, reorientation = to_canonical(image)
+    return zoom_canonical(
+        canonical, reorientation, spacing_mm, order=order, truncate_to_int32=truncate_to_int32,
+        mode=mode,
+    )  # fmt: skip
+
+
+def zoom_canonical(
+    canonical: Image,
+    reorientation: Reorientation,
+    spacing_mm: float | Sequence[float] | None,
+    *,
+    order: int = 1,
+    truncate_to_int32: bool = True,
+    mode: str = "nearest",
+) -> tuple[Image, ModelGrid]:
+    """The second step of `to_model_grid`: a canonical image (and how it was reoriented) zoomed
+    to `spacing_mm`."""
     if spacing_mm is None:
         kept = SpacingChange(canonical.shape, canonical.affine.copy(), (1.0, 1.0, 1.0), False)
         return canonical, ModelGrid(reorientation, kept)
