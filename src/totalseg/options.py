@@ -49,6 +49,10 @@ class SegmentOptions:
         of that box (the reference's effective 20 mm).
     Input
         series_uid: the DICOM SeriesInstanceUID to read when a folder holds several series.
+    Reliability (bad input)
+        force: segment an input that the CT plausibility check refuses (tiny, constant,
+        MR-like or out-of-range intensities, see `preprocess.plausibility`); one warning
+        line is logged instead.
     Outputs (interpreted by `run`)
         multilabel: one label file with a label table instead of a mask per structure.
     """
@@ -75,6 +79,8 @@ class SegmentOptions:
     roi_crop_margin_mm: float = 20.0
     # input
     series_uid: str | None = None
+    # reliability: proceed past the CT plausibility check (preprocess.plausibility)
+    force: bool = False
     # outputs
     multilabel: bool = False
 

@@ -154,19 +154,27 @@ def run_segment(
 ) -> RunResult:
     """Segment every input with one model set and write its outputs; returns what was written."""
     from totalseg.io import is_phantom_file, read_any, write_label_map, write_mask_folder
+    from totalseg.io.outputs import check_not_input
     from totalseg.pipeline import Segmenter
+    from totalseg.preprocess.plausibility import check_ct
 
     options = options or SegmentOptions()
     reporter = reporter or RunReporter()
     cases = expand_inputs(inputs)
     targets = output_targets(cases, Path(output), multilabel=options.multilabel)
+    check_not_input(targets, cases)
     segmenter = Segmenter(options=options, progress=reporter.tiles, download_reporter=reporter)
+    if not options.multilabel:  # a mask file must not be an input either
+        names = [f"{n}.nii.gz" for n in segmenter.labels.values()]
+        check_not_input([t / n for t in targets for n in names], cases)
     demo = options.model_dir is None and options.task == "demo"
     results: list[CaseResult] = []
     for index, (case, target) in enumerate(zip(cases, targets, strict=True)):
         reporter.case_started(index, len(cases), case)
         started = time.perf_counter()
         image = read_any(case, series_uid=options.series_uid)
+        if segmenter.expects_ct:
+            check_ct(image, where=f"'{case}'", force=options.force)
         log.info(
             "%s: %s voxels, spacing %s mm, orientation %s", case,
             "x".join(map(str, image.shape)), "x".join(f"{v:.3g}" for v in image.spacing_mm),

@@ -70,9 +70,11 @@ def evaluate_command(
     """
     from totalseg.metrics.dataset import EvaluationConfig, evaluate_dataset, write_results
     from totalseg.metrics.structure import METRICS
+    from totalseg.io.outputs import require_folder
     from totalseg.metrics.tables import require_tables_extra
 
     names = _structure_choice(structures, subset)
+    require_folder(out)
     if not csv_only:
         require_tables_extra("pandas", "pyarrow")
     config = EvaluationConfig(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from totalseg.run import CaseResult, RunReporter
+from totalseg.run import CaseResult, RunReporter, expand_inputs
 
 
 def segment_command(
@@ -48,6 +48,9 @@ def segment_command(
         "--no-download",
         help="Never download missing weights (also: TOTALSEG_OFFLINE=1 in the environment).",
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Segment inputs that do not look like CT (tiny, constant, MR-like)."
+    ),
 ) -> None:
     """Segment CT volumes; models are loaded once for all inputs.
 
@@ -61,10 +64,22 @@ def segment_command(
     options = SegmentOptions(
         task=task, model_dir=model_dir, roi_subset=tuple(roi_subset) if roi_subset else None,
         device=device, parity=parity, tile_step=tile_step, series_uid=series, multilabel=ml,
-        download=not no_download,
+        download=not no_download, force=force,
     )  # fmt: skip
+    sources = [*inputs, *(more_inputs or [])]
     with _ProgressBar() as bar:
-        run_segment([*inputs, *(more_inputs or [])], output, options, reporter=bar)
+        try:
+            run_segment(sources, output, options, reporter=bar)
+        except KeyboardInterrupt:  # SIGINT, or SIGTERM (see cli.app.main): outputs are atomic
+            raise _interrupted(bar.n_finished, bar.n_cases or len(expand_inputs(sources))) from None
+
+
+def _interrupted(n_done: int, n_total: int) -> Exception:
+    from totalseg.errors import InterruptedRun
+
+    return InterruptedRun(
+        f"Interrupted: {n_done} of {n_total} outputs finished, nothing partial left."
+    )
 
 
 class _ProgressBar(RunReporter):
@@ -77,6 +92,8 @@ class _ProgressBar(RunReporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         self.case = ""
+        self.n_cases = 0
+        self.n_finished = 0
         self.bar = Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=Console(stderr=True, highlight=False), transient=True,
@@ -85,11 +102,13 @@ class _ProgressBar(RunReporter):
         self.task_id = self.bar.add_task("", total=None)
 
     def __enter__(self) -> _ProgressBar:
-        self.bar.__enter__()
+        if self.bar.console.is_terminal:  # elsewhere rich prints the bar's last state: a blank
+            self.bar.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(None, None, None)
+        if self.bar.live.is_started:
+            self.bar.__exit__(None, None, None)
 
     def _print(self, text: str, *, err: bool = False) -> None:
         shared_screen = self.bar.console.is_terminal and (err or sys.stdout.isatty())
@@ -116,6 +135,7 @@ class _ProgressBar(RunReporter):
         self._print(archive_line(archive), err=True)  # type: ignore[arg-type]
 
     def case_started(self, index: int, n_cases: int, source: Path) -> None:
+        self.n_cases = n_cases
         name = source.name
         self.case = f"case {index + 1}/{n_cases} {name}" if n_cases > 1 else name
         self.bar.update(self.task_id, description=f"{self.case}: preprocessing", completed=0)
@@ -131,6 +151,7 @@ class _ProgressBar(RunReporter):
         )
 
     def case_finished(self, result: CaseResult) -> None:
+        self.n_finished += 1
         if result.target.is_dir():
             n = len(result.outputs)
             self._print(f"wrote {n} {'mask' if n == 1 else 'masks'} to {result.target}")

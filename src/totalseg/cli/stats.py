@@ -49,16 +49,24 @@ def stats(
         "(JSON {id: name} or 'ID,NAME' lines); overrides the file's label table.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the full JSON to stdout."),
+    force: bool = typer.Option(
+        False, "--force", help="Measure a CT that does not look like CT (tiny, constant, MR-like)."
+    ),
 ) -> None:
     """Volume, HU statistics, centroid, bounding box and status of every structure."""
     import json
 
     from totalseg.image import LabelMap
     from totalseg.io import read_any
+    from totalseg.io.outputs import check_not_input
+    from totalseg.preprocess.plausibility import check_ct
     from totalseg.preprocess.orientation import on_grid_of
     from totalseg.stats import compute_statistics, read_segmentation, write_statistics
 
+    if out is not None:
+        check_not_input([out], [ct, seg])
     image = read_any(ct)
+    check_ct(image, where=f"'{ct}'", force=force)
     label_map = read_segmentation(seg)
     if class_map is not None:
         label_map = LabelMap(label_map.array, label_map.affine, _class_map(class_map))
