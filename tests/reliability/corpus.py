@@ -58,3 +58,38 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
             st = os.lstat(os.path.join(dirpath, name))
             out[os.path.relpath(os.path.join(dirpath, name), root)] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+def write_dicom_series(folder: Path, *, n: int = 8, size: int = 16, **tags: object) -> list[Path]:
+    """An axial CT series (air around a body, HU via intercept -1024), one file per slice,
+    slice k at z = 2.5 k mm; `tags` are set on every slice."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+
+    volume = np.clip(ct_array((size, size, n)).astype(np.int32) + 1024, 0, None)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(n):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID = "CT", "1.2.826.0.1.3680043.8.498.7"
+        ds.Rows = ds.Columns = size
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.ImagePositionPatient = [0.0, 0.0, 2.5 * k]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.PixelSpacing = [1.5, 1.5]
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        for keyword, value in tags.items():
+            setattr(ds, keyword, value)
+        ds.PixelData = volume[:, :, k].T.astype("<u2").tobytes()
+        path = folder / f"IM{k:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import warnings
 
 import nibabel as nib
 import numpy as np

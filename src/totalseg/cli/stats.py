@@ -59,8 +59,8 @@ def stats(
     from totalseg.image import LabelMap
     from totalseg.io import read_any
     from totalseg.io.outputs import check_not_input
-    from totalseg.preprocess.plausibility import check_ct
     from totalseg.preprocess.orientation import on_grid_of
+    from totalseg.preprocess.plausibility import check_ct
     from totalseg.stats import compute_statistics, read_segmentation, write_statistics
 
     if out is not None:
