@@ -154,7 +154,7 @@ def run_segment(
 ) -> RunResult:
     """Segment every input with one model set and write its outputs; returns what was written."""
     from totalseg.io import is_phantom_file, read_any, write_label_map, write_mask_folder
-    from totalseg.io.outputs import check_not_input
+    from totalseg.io.outputs import check_not_input, check_writable
     from totalseg.pipeline import Segmenter
     from totalseg.preprocess.plausibility import check_ct
 
@@ -163,6 +163,8 @@ def run_segment(
     cases = expand_inputs(inputs)
     targets = output_targets(cases, Path(output), multilabel=options.multilabel)
     check_not_input(targets, cases)
+    for target in targets:  # before any model is loaded
+        check_writable(target, folder=not options.multilabel)
     segmenter = Segmenter(options=options, progress=reporter.tiles, download_reporter=reporter)
     if not options.multilabel:  # a mask file must not be an input either
         names = [f"{n}.nii.gz" for n in segmenter.labels.values()]

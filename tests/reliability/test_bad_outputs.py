@@ -59,7 +59,11 @@ def test_read_only_folder(tmp_path, ct_file, refused, segment_args):
 
 @pytest.mark.parametrize(
     ("code", "cause"),
-    [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"), (errno.EACCES, "permission")],
+    [
+        (errno.ENOSPC, "no space left"),
+        pytest.param(errno.EROFS, "read-only", marks=pytest.mark.slow),
+        pytest.param(errno.EACCES, "permission", marks=pytest.mark.slow),
+    ],
 )
 def test_os_errors_while_writing_masks(code, cause, tmp_path, ct_file, refused, segment_args,
                                        monkeypatch):  # fmt: skip

@@ -36,6 +36,7 @@ __all__ = [
     "atomic_file",
     "atomic_folder",
     "check_not_input",
+    "check_writable",
     "output_errors",
     "require_folder",
     "write_bytes_atomic",
@@ -107,6 +108,21 @@ def require_folder(path: str | os.PathLike[str]) -> None:
             if not p.is_dir():
                 raise _error(OSError(errno.EEXIST, "is a file", str(p)), target)
             return
+
+
+def check_writable(path: str | os.PathLike[str], *, folder: bool) -> None:
+    """Refuse early (before any work) an output that cannot be written: a file where a folder
+    is wanted or the reverse, a parent that is a file, or a folder without write permission."""
+    target = Path(path)
+    if folder:
+        require_folder(target)
+    else:
+        if target.is_dir():
+            raise _error(OSError(errno.EISDIR, "is a folder", str(target)), target)
+        require_folder(target.parent)
+    existing = next(p for p in (target.parent, *target.parent.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _error(OSError(errno.EACCES, "permission denied", str(existing)), target)
 
 
 def _alive(pid: int) -> bool:
