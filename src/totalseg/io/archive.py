@@ -199,6 +199,7 @@ class GuardedZip:
 
     def extract_all(self, dest: Path) -> None:
         """Every member into `dest` (a fresh folder), directories included."""
+        dest.mkdir(parents=True, exist_ok=True)
         dirs = [i for i in self._zip.infolist() if i.is_dir()]
         for info in dirs:
             _member_path(dest, info).mkdir(parents=True, exist_ok=True)
