@@ -29,13 +29,18 @@ def many_classes(tmp_path_factory) -> Path:
     )  # fmt: skip
 
 
-@pytest.fixture
-def inputs(tmp_path) -> list[Path]:
-    """A small first case (finishes quickly) and a large second one (long to predict)."""
+def _inputs(tmp_path: Path, second_shape: tuple[int, int, int]) -> list[Path]:
+    """A small first case (finishes quickly) and a larger second one."""
     return [
         save_nifti(tmp_path / "a.nii.gz", ct_array((24, 20, 18))),
-        save_nifti(tmp_path / "b.nii.gz", ct_array((64, 64, 40), seed=1)),
+        save_nifti(tmp_path / "b.nii.gz", ct_array(second_shape, seed=1)),
     ]
+
+
+@pytest.fixture
+def inputs(tmp_path) -> list[Path]:
+    """The second case writes 80 masks: long enough to be caught while writing."""
+    return _inputs(tmp_path, (40, 40, 24))
 
 
 def _start(model: Path, inputs: list[Path], out: Path) -> subprocess.Popen[str]:
@@ -89,12 +94,10 @@ def _check_interrupted(proc: subprocess.Popen[str], out: Path) -> None:
     assert len(list((out / "a").iterdir())) == N_CLASSES
 
 
-@pytest.mark.parametrize(
-    "sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)]
-)
-def test_signal_during_prediction(sig, many_classes, inputs, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_prediction(sig, many_classes, tmp_path):
     out = tmp_path / "out"
-    proc = _start(many_classes, inputs, out)
+    proc = _start(many_classes, _inputs(tmp_path, (64, 64, 40)), out)  # seconds to predict
     _wait_for(proc, _first_case_written(proc, out), "the first case was written")
     time.sleep(0.2)  # the second case is being read and predicted
     assert not (out / "b").exists()
@@ -102,7 +105,6 @@ def test_signal_during_prediction(sig, many_classes, inputs, tmp_path):
     _check_interrupted(proc, out)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_writing(sig, many_classes, inputs, tmp_path):
     out = tmp_path / "out"
