@@ -20,6 +20,15 @@ class ImageFileError(InputError, OSError):
     """A file cannot be read or written as an image (missing, corrupt, truncated, wrong format)."""
 
 
+class OutputError(InputError, OSError):
+    """An output cannot be written where asked (permission, full disk, a file in the way, or it
+    would replace an input); nothing half-written is left."""
+
+
+class InterruptedRun(TotalsegError):
+    """A run was stopped by SIGINT/SIGTERM; finished outputs are kept, nothing partial is left."""
+
+
 class DicomError(InputError):
     """A DICOM folder or archive is not one complete, consistent CT series."""
 

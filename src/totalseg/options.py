@@ -58,6 +58,10 @@ class SegmentOptions:
         None: on for named tasks, off for a bare model folder; always off under parity.
     Input
         series_uid: the DICOM SeriesInstanceUID to read when a folder holds several series.
+    Reliability (bad input)
+        force: segment an input that the CT plausibility check refuses (tiny, constant,
+        MR-like or out-of-range intensities, see `preprocess.plausibility`); one warning
+        line is logged instead.
     Outputs (interpreted by `run`)
         multilabel: one label file with a label table instead of a mask per structure.
     The reference tool's everyday options (its `--fast`, `--statistics`, ... with its meaning)
@@ -107,6 +111,8 @@ class SegmentOptions:
     body_skip: bool | None = None
     # input
     series_uid: str | None = None
+    # reliability: proceed past the CT plausibility check (preprocess.plausibility)
+    force: bool = False
     # outputs
     multilabel: bool = False
     # the reference tool's everyday options (issue 12): speed aliases, postprocessing, extras

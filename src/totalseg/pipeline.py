@@ -189,6 +189,15 @@ class Segmenter:
         if opts.body_seg and self._cropper is not None:
             log.info("body_seg ignored: the input is cropped to %s already", crop_task)
 
+    @property
+    def expects_ct(self) -> bool:
+        """True when every part normalises its input as CT (nnU-Net's CTNormalization), so
+        the CT plausibility check applies to what it is given."""
+        return all(
+            list(p.predictor.model.plan.normalization_schemes)[:1] == ["CTNormalization"]
+            for p in self.parts
+        )
+
     # -- set-up -----------------------------------------------------------------------------
 
     def _folders(self, roi_subset: Sequence[str] | None) -> list[tuple[int | None, Path]]:

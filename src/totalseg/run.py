@@ -226,8 +226,10 @@ def run_segment(
 
     Beside the segmentation (none with `skip_saving`): statistics and a preview where asked
     (`sidecars`), and after the last case the run manifest (`options.report`, `run_report`).
+    Outputs are checked before any model is loaded: never an input, always writable.
     """
     from totalseg.io import is_phantom_file
+    from totalseg.io.outputs import check_not_input, check_writable
     from totalseg.pipeline import Segmenter
 
     options = options or SegmentOptions()
@@ -237,9 +239,15 @@ def run_segment(
     nifti = "nifti" in options.output_types
     targets = output_targets(cases, Path(output), multilabel=options.multilabel and nifti)
     exact = len(cases) == 1 and not nifti
+    check_not_input(targets, cases)
+    for target in targets:  # before any model is loaded
+        check_writable(target, folder=nifti and not options.multilabel)
     run_started = time.perf_counter()
     segmenter = Segmenter(options=options, progress=reporter.tiles, download_reporter=reporter)
     options = segmenter.options  # with the task that --fast / --fastest stand for
+    if nifti and not options.multilabel:  # a mask file must not be an input either
+        masks = [f"{n}.nii.gz" for n in segmenter.labels.values()]
+        check_not_input([t / m for t in targets for m in masks], cases)
     demo = options.model_dir is None and options.task == "demo"
     results: list[CaseResult] = []
     failures: list[CaseFailure] = []
@@ -291,11 +299,14 @@ def _segment_case(
 ) -> CaseResult:
     """Read, segment and write one case (segmentation, then statistics/preview sidecars)."""
     from totalseg.io import is_phantom_file, read_any
+    from totalseg.preprocess.plausibility import check_ct
     from totalseg.sidecars import write_sidecars
 
     started = time.perf_counter()
     image = read_any(case, series_uid=options.series_uid)
     read_s = time.perf_counter() - started
+    if segmenter.expects_ct:
+        check_ct(image, where=f"'{case}'", force=options.force)
     log.info(
         "%s: %s voxels, spacing %s mm, orientation %s", case,
         "x".join(map(str, image.shape)), "x".join(f"{v:.3g}" for v in image.spacing_mm),

@@ -40,6 +40,13 @@ AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 _C30, _S30, _C20, _S20 = 0.866025, 0.5, 0.939693, 0.34202
 OBLIQUE = (_C30, _S30, 0.0, round(-_S30 * _C20, 6), round(_C30 * _C20, 6), _S20)
 ROWS, COLS, N = 48, 56, 6
+
+
+def _body_slice(k: int) -> np.ndarray:
+    """A CT-like slice: an ellipse of soft tissue (40 HU and up) in air (-1000 HU)."""
+    yy, xx = np.mgrid[:ROWS, :COLS]
+    inside = ((yy - ROWS / 2) / (ROWS / 3)) ** 2 + ((xx - COLS / 2) / (COLS / 3)) ** 2 < 1
+    return np.where(inside, 40 + k + (xx % 7), -1000).astype("<i2")
 LABELS = {5: "liver", 3: "kidney_left", 90: "lung_vessels"}  # the last: a generic code
 
 
@@ -69,7 +76,7 @@ def write_series(
         ds.PixelSpacing = [0.8, 0.9]
         ds.RescaleSlope, ds.RescaleIntercept = 1, 0
         ds.InstanceNumber = k + 1
-        ds.PixelData = np.full((ROWS, COLS), 40, "<i2").tobytes()
+        ds.PixelData = _body_slice(k).tobytes()
         ds.save_as(folder / f"IM{(n - 1 - k) if reverse else k:04d}", enforce_file_format=True)
 
 

@@ -25,6 +25,7 @@ def bare(tmp_path: Path) -> tuple[Path, Path]:
     labels[5:12, 6:15, 4:10] = 5
     labels[13:16, 16:20, 5:8] = 52
     image = np.where(labels == 5, 60, np.where(labels == 52, 200, -100)).astype(np.int16)
+    image[0, 0, 0] = -1000  # air: a plausible CT (preprocess.plausibility)
     ct = write_image(Image(image, AFFINE), tmp_path / "ct.nii.gz")
     seg = write_label_map(LabelMap(labels, AFFINE), tmp_path / "seg.nii.gz", label_table=False)
     return ct, seg

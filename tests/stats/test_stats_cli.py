@@ -24,6 +24,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
     labels[5:12, 6:15, 4:10] = 5
     labels[13:16, 16:20, 5:8] = 1
     image = np.full(SHAPE, -100, np.int16)
+    image[0, 0, 0] = -1000  # air: a plausible CT (preprocess.plausibility)
     image[labels == 5] = 60
     image[labels == 1] = 45
     label_map = LabelMap(labels, AFFINE, NAMES)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 import click
 import typer
 
 from totalseg import __version__
-from totalseg.errors import TotalsegError
+from totalseg.errors import InterruptedRun, TotalsegError
 
 # Typer vendors its own copy of Click; catch the exceptions of both.
 _CLICK_ERRORS: tuple[type[Exception], ...] = tuple(
@@ -180,31 +183,59 @@ def _register() -> None:
 _register()
 
 
+_INTERRUPTED = "Interrupted; finished outputs are kept, nothing half-written is left."
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_interrupts() -> Any:
+    """SIGTERM (e.g. `kill`, a job scheduler) stops a command like Ctrl-C: same cleanup, same
+    message, exit 130. Returns the previous handler (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises, except SystemExit from Click)."""
     args, level = split_log_flags(list(sys.argv[1:] if argv is None else argv))
     args = fill_optional_values(args)
     debug = level == "debug"
     setup_logging(level)
+    previous = _sigterm_interrupts()
+    try:
+        return _run(args, debug=debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: list[str], *, debug: bool) -> int:
     try:
         rv = app(args=args, prog_name="totalseg", standalone_mode=False)
     except _EXITS as exc:
-        return int(exc.exit_code or 0)
+        code = int(exc.exit_code or 0)
+        if code == 130 and isinstance(exc.__cause__, KeyboardInterrupt):  # Typer's Ctrl-C
+            typer.echo(_INTERRUPTED, err=True)
+        return code
     except _ABORTS:
         typer.echo("Aborted.", err=True)
         return 130
     except _CLICK_ERRORS as exc:
         exc.show()  # type: ignore[attr-defined]
         return int(exc.exit_code)  # type: ignore[attr-defined]
+    except InterruptedRun as exc:
+        typer.echo(str(exc), err=True)
+        return 130
     except TotalsegError as exc:
         if debug:
             traceback.print_exc()
         typer.echo(f"Error: {exc}", err=True)
         return 1
     except KeyboardInterrupt:
-        typer.echo(
-            "Interrupted; finished outputs are kept, nothing half-written is left.", err=True
-        )
+        typer.echo(_INTERRUPTED, err=True)
         return 130
     except Exception as exc:
         if debug:

@@ -18,9 +18,11 @@ def convert_command(
     from totalseg.errors import ImageFileError
     from totalseg.io import is_dicom_source, read_any, write_image
     from totalseg.io.nifti import is_nifti_path
+    from totalseg.io.outputs import check_not_input
 
     if not is_nifti_path(output):
         raise ImageFileError(f"Expected an output path ending in .nii or .nii.gz, got '{output}'.")
+    check_not_input([output], [source])
     image = read_any(source, series_uid=series)
     header_from = None if is_dicom_source(source) else source
     write_image(image, output, header_from=header_from)

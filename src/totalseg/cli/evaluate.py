@@ -68,11 +68,13 @@ def evaluate_command(
     file's label table, else --class-map ids), <case>/<structure>.nii.gz per-class folders, or
     the public dataset's <case>/segmentations/<structure>.nii.gz. Cases match by case id.
     """
+    from totalseg.io.outputs import require_folder
     from totalseg.metrics.dataset import EvaluationConfig, evaluate_dataset, write_results
     from totalseg.metrics.structure import METRICS
     from totalseg.metrics.tables import require_tables_extra
 
     names = _structure_choice(structures, subset)
+    require_folder(out)
     if not csv_only:
         require_tables_extra("pandas", "pyarrow")
     config = EvaluationConfig(

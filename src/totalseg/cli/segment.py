@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from totalseg.options import DEFAULT_MIN_BLOB_MM3
-from totalseg.run import CaseFailure, CaseResult, RunReporter
+from totalseg.run import CaseFailure, CaseResult, RunReporter, expand_inputs
 
 
 def segment_command(
@@ -123,6 +123,9 @@ def segment_command(
         help="Write a JSON run manifest (versions, device, task, weights "
         "hashes, options, timings, outputs) to this path.",
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Segment inputs that do not look like CT (tiny, constant, MR-like)."
+    ),
 ) -> None:
     """Segment CT volumes; models are loaded once for all inputs.
 
@@ -141,19 +144,50 @@ def segment_command(
         fast=fast, fastest=fastest, statistics=statistics,
         stats_include_incomplete=stats_include_incomplete, preview=preview, body_seg=body_seg,
         remove_small_blobs_mm3=remove_small_blobs, v1_order=v1_order, save_lowres=save_lowres,
-        skip_saving=skip_saving, report=report,
+        skip_saving=skip_saving, report=report, force=force,
     )  # fmt: skip
     sources = [*inputs, *(more_inputs or [])]
     from totalseg.cli.app import quiet
 
-    if quiet():  # -q: no progress bar, no result lines
-        run_segment(sources, output, options)
-        return
-    with _ProgressBar() as bar:
-        run_segment(sources, output, options, reporter=bar)
+    # -q: no progress bar, no result lines
+    reporter = _CaseCounter() if quiet() else _ProgressBar()
+    with reporter:
+        try:
+            run_segment(sources, output, options, reporter=reporter)
+        except KeyboardInterrupt:  # SIGINT, or SIGTERM (see cli.app.main): outputs are atomic
+            n_total = reporter.n_cases or len(expand_inputs(sources))
+            raise _interrupted(reporter.n_finished, n_total) from None
 
 
-class _ProgressBar(RunReporter):
+def _interrupted(n_done: int, n_total: int) -> Exception:
+    from totalseg.errors import InterruptedRun
+
+    return InterruptedRun(
+        f"Interrupted: {n_done} of {n_total} outputs finished, nothing partial left."
+    )
+
+
+class _CaseCounter(RunReporter):
+    """Counts cases (for the "Interrupted: N of M" line) and shows nothing else."""
+
+    def __init__(self) -> None:
+        self.n_cases = 0
+        self.n_finished = 0
+
+    def __enter__(self) -> _CaseCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def case_started(self, index: int, n_cases: int, source: Path) -> None:
+        self.n_cases = n_cases
+
+    def case_finished(self, result: CaseResult) -> None:
+        self.n_finished += 1
+
+
+class _ProgressBar(_CaseCounter):
     """A rich progress bar over cases, parts, tiles and weight downloads, on stderr. Results
     ("wrote ...") go to stdout; when both are one terminal they are printed through the bar's
     console (above the bar), so they never share a line with it."""
@@ -163,6 +197,7 @@ class _ProgressBar(RunReporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         self.case = ""
+        super().__init__()
         console = Console(stderr=True, highlight=False)
         self.bar = Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -172,11 +207,13 @@ class _ProgressBar(RunReporter):
         self.task_id = self.bar.add_task("", total=None)
 
     def __enter__(self) -> _ProgressBar:
-        self.bar.__enter__()
+        if self.bar.console.is_terminal:  # elsewhere rich prints the bar's last state: a blank
+            self.bar.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(None, None, None)
+        if self.bar.live.is_started:
+            self.bar.__exit__(None, None, None)
 
     def _print(self, text: str, *, err: bool = False) -> None:
         shared_screen = self.bar.console.is_terminal and (err or sys.stdout.isatty())
@@ -203,6 +240,7 @@ class _ProgressBar(RunReporter):
         self._print(archive_line(archive), err=True)  # type: ignore[arg-type]
 
     def case_started(self, index: int, n_cases: int, source: Path) -> None:
+        self.n_cases = n_cases
         name = source.name
         self.case = f"case {index + 1}/{n_cases} {name}" if n_cases > 1 else name
         self.bar.update(self.task_id, description=f"{self.case}: preprocessing", completed=0)
@@ -218,6 +256,7 @@ class _ProgressBar(RunReporter):
         )
 
     def case_finished(self, result: CaseResult) -> None:
+        super().case_finished(result)
         masks = [p for p in result.outputs if p.name.endswith((".nii.gz", ".nii"))]
         if masks and result.target.is_dir():
             n = len(masks)

@@ -58,6 +58,9 @@ def stats(
     age: float | None = typer.Option(None, "--age", help="Age (years) of the scan's subject."),
     sex: str | None = typer.Option(None, "--sex", help="Sex of the scan's subject: m or f."),
     as_json: bool = typer.Option(False, "--json", help="Print the full JSON to stdout."),
+    force: bool = typer.Option(
+        False, "--force", help="Measure a CT that does not look like CT (tiny, constant, MR-like)."
+    ),
 ) -> None:
     """Volume, HU statistics, centroid, bounding box and status of every structure; with
     --reference, percentiles and z-scores against normative values (flagged outside 2.5-97.5 %)."""
@@ -65,11 +68,16 @@ def stats(
 
     from totalseg.image import LabelMap
     from totalseg.io import read_any
+    from totalseg.io.outputs import check_not_input
     from totalseg.preprocess.orientation import on_grid_of
+    from totalseg.preprocess.plausibility import check_ct
     from totalseg.stats import compute_statistics, read_segmentation, write_statistics
 
     scorer = None if reference is None else _reference(reference, age, sex)
+    if out is not None:
+        check_not_input([out], [ct, seg])
     image = read_any(ct)
+    check_ct(image, where=f"'{ct}'", force=force)
     label_map = read_segmentation(seg)
     if class_map is not None:
         label_map = LabelMap(label_map.array, label_map.affine, _class_map(class_map))

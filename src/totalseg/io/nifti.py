@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import tempfile
+import warnings
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,6 +21,8 @@ import numpy as np
 from totalseg.errors import ImageFileError, InputError
 from totalseg.image import Image, LabelMap
 from totalseg.io.labeltable import label_table_xml, parse_label_table
+from totalseg.io.nifti_checks import captured_nibabel_log, check_size
+from totalseg.io.outputs import atomic_file, atomic_folder, output_errors
 
 __all__ = [
     "PHANTOM_DESCRIPTION",
@@ -53,7 +55,9 @@ def is_nifti_path(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(_NIFTI_SUFFIXES)
 
 
-def _load(path: str | os.PathLike[str]) -> nib.Nifti1Image:
+def _load(path: str | os.PathLike[str], *, for_data: bool = True) -> nib.Nifti1Image:
+    """The image (voxels not read yet); with `for_data` its size is checked against the file
+    and memory, and nibabel's header fixes become one warning line."""
     p = Path(path)
     if not p.exists():
         raise ImageFileError(f"Expected a NIfTI file, got a path that does not exist: '{p}'.")
@@ -63,7 +67,8 @@ def _load(path: str | os.PathLike[str]) -> nib.Nifti1Image:
             "(or a DICOM folder where DICOM is accepted)."
         )
     try:
-        img = nib.load(p)
+        with captured_nibabel_log() as fixes:
+            img = nib.load(p)
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error) as exc:
         raise ImageFileError(
             f"Expected a readable NIfTI file, got '{p}' which could not be opened ({exc}); "
@@ -73,6 +78,15 @@ def _load(path: str | os.PathLike[str]) -> nib.Nifti1Image:
         raise ImageFileError(
             f"Expected a NIfTI file, got a {type(img).__name__} from '{p}'; convert it to NIfTI."
         )
+    if for_data:
+        check_size(img, p)
+        if fixes:
+            zooms = np.sqrt((np.asarray(img.affine)[:3, :3] ** 2).sum(axis=0))
+            spacing = "x".join(f"{v:.3g}" for v in zooms)
+            log.warning(
+                "'%s': %s; using voxel spacing %s mm (check the header: volumes depend on it).",
+                p, "; ".join(dict.fromkeys(fixes)), spacing,
+            )  # fmt: skip
     return img
 
 
@@ -90,18 +104,22 @@ def _data(img: nib.Nifti1Image, path: str | os.PathLike[str]) -> np.ndarray:
             )
         )
     try:
-        data = np.asanyarray(img.dataobj)
+        with warnings.catch_warnings(record=True) as caught:  # e.g. overflow of scl_slope
+            warnings.simplefilter("always")
+            data = np.asanyarray(img.dataobj)
     except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile) as exc:
         raise ImageFileError(
             f"Expected a complete NIfTI file, got '{path}' whose voxel data could not be read "
             f"({exc}); the file is truncated or corrupt."
         ) from exc
+    for w in caught[:1]:  # non-finite results are refused by the plausibility check
+        log.info("'%s': reading the voxels: %s", path, w.message)
     return np.asarray(data.reshape(shape[:3]))
 
 
 def read_header(path: str | os.PathLike[str]) -> nib.Nifti1Header:
     """The NIfTI header of a file (no voxel data is read)."""
-    return _load(path).header.copy()
+    return _load(path, for_data=False).header.copy()
 
 
 def is_phantom_file(path: str | os.PathLike[str]) -> bool:
@@ -189,16 +207,9 @@ def _atomic_save(img: nib.Nifti1Image, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     if not is_nifti_path(target):
         raise ImageFileError(f"Expected an output path ending in .nii or .nii.gz, got '{target}'.")
-    target.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if str(target).lower().endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_file(target, suffix=suffix) as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 
@@ -267,21 +278,20 @@ def write_mask_folder(
     labels: Mapping[int, str] | None = None,
     header_from: HeaderSource = None,
 ) -> list[Path]:
-    """Write one uint8 0/1 mask per class, `<folder>/<name>.nii.gz` (empty classes included)."""
+    """Write one uint8 0/1 mask per class, `<folder>/<name>.nii.gz` (empty classes included),
+    into a temp folder beside `folder` that is renamed at the end (`io.outputs.atomic_folder`)."""
     names = dict(labels if labels is not None else label_map.labels)
     if not names:
         raise InputError("Expected label names to write per-class masks, got none.")
     header = _header_from(header_from)
     array = np.asarray(label_map.array)
-    written = []
-    for value, name in sorted(names.items()):
-        mask = LabelMap((array == value).astype(np.uint8), label_map.affine)
-        written.append(
-            write_label_map(
-                mask, Path(folder) / f"{name}.nii.gz", header_from=header, label_table=False
-            )
-        )
-    return written
+    with atomic_folder(folder) as tmp:  # the folder appears complete or not at all
+        for value, name in sorted(names.items()):
+            mask = (array == value).astype(np.uint8)
+            img = _make_nifti(mask, label_map.affine, header)
+            with output_errors(folder):
+                nib.save(img, tmp / f"{name}.nii.gz")
+    return [Path(folder) / f"{name}.nii.gz" for _, name in sorted(names.items())]
 
 
 def read_mask_folder(

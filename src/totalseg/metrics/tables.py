@@ -11,7 +11,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,19 +47,14 @@ def require_tables_extra(*modules: str) -> None:
 
 
 def _atomic_write(path: Path, write: Any, *, text: bool = True) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+    from totalseg.io.outputs import atomic_file, output_errors
+
+    with atomic_file(path, suffix=path.suffix) as tmp:
         if text:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            with output_errors(path), open(tmp, "w", encoding="utf-8", newline="") as f:
                 write(f)
         else:
-            os.close(fd)
             write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

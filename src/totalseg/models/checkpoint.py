@@ -14,7 +14,6 @@ import pickle
 import pickletools
 import re
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +64,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"Expected a checkpoint file, got no file at '{path}'; import or download the "
             "weights (`totalseg weights import ZIP` / `totalseg weights download TASK`)."
         )
+    _check_archive(path)
     try:
         with warnings.catch_warnings(), torch.serialization.safe_globals(_numpy_safe_globals()):
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
@@ -87,6 +87,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "re-download or re-import the weights."
         )
     return obj
+
+
+def _check_archive(path: Path) -> None:
+    """A zip-format checkpoint's central directory is checked (sizes, ratio) before torch
+    inflates anything of it."""
+    from totalseg.io.archive import GuardedZip, is_zip
+
+    if is_zip(path):
+        GuardedZip(path, error=ModelError).__exit__()
 
 
 def _allowed_global_names() -> set[str]:
@@ -113,9 +122,11 @@ def _forbidden_globals(path: Path, message: str) -> list[str]:
 
 
 def _pickle_streams(path: Path) -> list[bytes]:
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            return [zf.read(n) for n in zf.namelist() if n.endswith("data.pkl")]
+    from totalseg.io.archive import GuardedZip, is_zip
+
+    if is_zip(path):
+        with GuardedZip(path, error=ModelError) as zf:
+            return [zf.read(i) for i in zf.members if i.filename.endswith("data.pkl")]
     return [path.read_bytes()]
 
 
@@ -124,7 +135,7 @@ def _scan_globals(path: Path) -> list[str]:
     out: list[str] = []
     try:
         streams = _pickle_streams(path)
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, ModelError):
         return out
     for data in streams:
         strings: list[Any] = []

@@ -21,10 +21,8 @@ import logging
 import os
 import re
 import shutil
-import stat
 import tempfile
 import uuid
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -252,50 +250,12 @@ def resolve_model_dir(path: str | Path) -> Path:
     return path
 
 
-def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename
-    parts = PurePosixPath(name).parts
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return "absolute path"
-    if "\\" in name or ".." in parts:
-        return "path traversal"
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return "symbolic link"
-    return None
-
-
 def _extract_zip(archive: Path, dest: Path) -> None:
-    """Check every member first, then extract regular files and directories into `dest`."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            for info in infos:
-                reason = _unsafe_member(info)
-                if reason:
-                    raise ModelError(
-                        f"Refusing archive '{archive}': member {info.filename!r} is an unsafe "
-                        f"{reason}; use the official release zip."
-                    )
-            needed = sum(i.file_size for i in infos)
-            free = shutil.disk_usage(dest).free
-            if needed > free:
-                raise ModelError(
-                    f"Expected {needed / 1e9:.1f} GB free to extract '{archive}', got "
-                    f"{free / 1e9:.1f} GB in '{dest}'; free disk space or set TOTALSEG_HOME."
-                )
-            for info in infos:
-                target = dest.joinpath(*PurePosixPath(info.filename).parts)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK_BYTES)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise ModelError(
-            f"'{archive}' is not a readable zip archive ({exc}); re-download it."
-        ) from None
+    """Check every member (names, sizes, ratio: `io.archive`), then extract into `dest`."""
+    from totalseg.io.archive import GuardedZip
+
+    with GuardedZip(archive, error=ModelError) as zf:
+        zf.extract_all(dest)
 
 
 def _validate_model_folder(path: Path, rel: PurePosixPath) -> None:
@@ -398,6 +358,8 @@ def import_weights(
     directory's model folders are checked the same way and linked (symlinks), not copied: for
     weights that stay where another tool installed them.
     """
+    from totalseg.io.archive import is_zip
+
     source = Path(source)
     if not source.exists():
         raise WeightsNotFoundError(f"Expected a weights zip or folder at '{source}', got nothing.")
@@ -411,7 +373,7 @@ def import_weights(
             for rel in _find_model_folders(source, source):
                 model = (source / rel).resolve()  # rel may be "." (source is a model folder)
                 shutil.copytree(model, tree / model.parent.name / model.name)
-        elif zipfile.is_zipfile(source):
+        elif is_zip(source):
             _extract_zip(source, tree)
         else:
             raise ModelError(f"Expected a .zip archive or a folder, got '{source}'.")

@@ -139,10 +139,12 @@ def _measure(
     timings: dict[str, float],
 ) -> tuple[list[dict[str, Any]], tuple[tuple[int, ...], tuple[float, ...]]]:
     from totalseg.io import read_any
+    from totalseg.preprocess.plausibility import check_ct
     from totalseg.stats import compute_statistics, read_segmentation
 
     t = time.perf_counter()
     image = read_any(spec.path)
+    check_ct(image, where=f"scan {spec.scan_id!r} ('{spec.path}')")
     if factory is None:
         if spec.seg_path is None:
             raise InputError(
