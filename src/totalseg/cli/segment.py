@@ -42,6 +42,14 @@ def segment_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     parity: bool = typer.Option(False, "--parity", help="Bit-exact nnU-Net arithmetic (fp16)."),
     tile_step: float | None = typer.Option(None, "--tile-step", help="Tile step (task default)."),
+    backend: str = typer.Option(
+        "auto",
+        "--backend",
+        help="auto, torch or openvino (auto: OpenVINO on x86 CPUs if installed).",
+    ),
+    precision: str | None = typer.Option(
+        None, "--precision", help="fp32, bf16 (CPUs with bf16 instructions) or fp16 (GPU default)."
+    ),
     series: str | None = typer.Option(None, "--series", help="DICOM SeriesInstanceUID to use."),
     no_download: bool = typer.Option(
         False,
@@ -61,7 +69,7 @@ def segment_command(
     options = SegmentOptions(
         task=task, model_dir=model_dir, roi_subset=tuple(roi_subset) if roi_subset else None,
         device=device, parity=parity, tile_step=tile_step, series_uid=series, multilabel=ml,
-        download=not no_download,
+        download=not no_download, backend=backend, precision=precision,
     )  # fmt: skip
     with _ProgressBar() as bar:
         run_segment([*inputs, *(more_inputs or [])], output, options, reporter=bar)
