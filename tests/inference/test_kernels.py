@@ -167,9 +167,7 @@ def test_openvino_pins_the_precision_hint_and_threads(tiny_folder, cpu_with_bf16
         )
         assert net.compiled.get_property("INFERENCE_NUM_THREADS") == 1
         # OpenVINO keeps f32 where the CPU lacks bf16 kernels, whatever the hint says
-        assert str(net.precision) in (hint, "f32", "<Type: 'float32'>", "<Type: 'bfloat16'>")
-        if precision == "fp32":
-            assert "32" in str(net.precision)
+        assert net.precision in (hint, "f32")
 
 
 def test_torch_bf16_autocast_runs_where_offered(tiny_folder, cpu_with_bf16):
@@ -185,7 +183,9 @@ def test_torch_bf16_autocast_runs_where_offered(tiny_folder, cpu_with_bf16):
 @openvino_only
 @pytest.mark.slow
 def test_openvino_f32_matches_torch_on_the_demo_model(tmp_path):
-    """The trained demo model (real logit margins) on a small phantom: Dice >= 0.999."""
+    """The trained demo model (real logit margins) on a small phantom, by the issue's measure:
+    voxels >= 99.95 % equal, per-class Dice >= 0.999 (classes of >= 200 voxels: below that one
+    voxel moves the Dice by more than 0.001)."""
     from totalseg.phantom import generate_subject, sample_subject_params
     from totalseg.pipeline import Segmenter
 
@@ -194,5 +194,8 @@ def test_openvino_f32_matches_torch_on_the_demo_model(tmp_path):
     for backend in ("torch", "openvino"):
         segmenter = Segmenter("demo", device="cpu", backend=backend, home=tmp_path)
         labels[backend] = np.asarray(segmenter(phantom.image).array)
+    assert float((labels["openvino"] == labels["torch"]).mean()) >= 0.9995
+    sizes = dict(zip(*np.unique(labels["torch"], return_counts=True), strict=True))
     dice = per_class_dice(labels["openvino"], labels["torch"])
-    assert len(dice) > 5 and min(dice.values()) >= 0.999, dice
+    large = {k: d for k, d in dice.items() if sizes.get(k, 0) >= 200}
+    assert len(large) > 5 and min(large.values()) >= 0.999, dice

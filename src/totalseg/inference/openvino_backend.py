@@ -134,7 +134,8 @@ class OpenVinoNetwork:
         }
         self.compiled = ov.Core().compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
-        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = str(hint.get_type_name())  # what OpenVINO compiled: f32 or bf16
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         outputs = []
