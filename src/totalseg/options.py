@@ -41,6 +41,11 @@ class SegmentOptions:
         batch_size: tiles per forward pass (None: 1 on the CPU and in parity mode, 2 on GPUs).
         n_threads: torch intra-op threads (None: leave as is). channels_last, accumulate_fp32:
         fast-mode variants (see `inference.sliding_window`).
+    Kernels (interpreted by `inference.kernels`)
+        backend: auto, torch or openvino (auto: OpenVINO on x86-64 CPUs in fp32 when installed,
+        else torch; see `inference.kernels` for the rule). precision: fp32, bf16 or fp16 (None:
+        fp32 on the CPU, fp16 autocast on CUDA; bf16 only on CPUs with bf16 instructions).
+        Parity mode refuses OpenVINO and reduced precisions.
     Geometry and weights
         resampling_order: spline order of the reference zoom to the task spacing (1 = the
         reference's default since 2.16; 3 before; the nnU-Net 1 tasks `total-v1`/`-fast`
@@ -100,6 +105,9 @@ class SegmentOptions:
     n_threads: int | None = None
     channels_last: bool = False
     accumulate_fp32: bool = False
+    # kernels: back-end library and number format of the network (inference.kernels)
+    backend: str = "auto"
+    precision: str | None = None
     # geometry and weights
     resampling_order: int = 1
     folds: tuple[int | str, ...] | None = None
@@ -161,6 +169,7 @@ class SegmentOptions:
                 "Expected nnU-Net's full tile grid in parity mode, got body_skip=True; drop "
                 "--body-skip or --parity."
             )
+        _check_kernels(self.backend, self.precision, parity=self.parity)
         if self.n_threads is not None and self.n_threads < 1:
             raise ConfigError(f"Expected n_threads >= 1, got {self.n_threads}.")
         if not 0 <= self.resampling_order <= 5:
@@ -277,6 +286,22 @@ def _output_types(values: Sequence[str] | str) -> tuple[str, ...]:
             f"{', '.join(unknown) or 'none'}; e.g. --output-type dicom-seg."
         )
     return found
+
+
+BACKENDS = ("auto", "torch", "openvino")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _check_kernels(backend: str, precision: str | None, *, parity: bool) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"Expected a backend among {', '.join(BACKENDS)}, got {backend!r}.")
+    if precision is not None and precision not in PRECISIONS:
+        raise ConfigError(f"Expected a precision among {', '.join(PRECISIONS)}, got {precision!r}.")
+    if parity and (backend == "openvino" or precision in ("bf16", "fp16")):
+        raise ConfigError(
+            f"Expected torch kernels in nnU-Net's precision in parity mode, got backend "
+            f"{backend} and precision {precision}; drop --parity or them."
+        )
 
 
 def _names(values: Sequence[str] | str) -> tuple[str, ...]:

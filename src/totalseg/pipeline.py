@@ -76,6 +76,12 @@ class _Part:
     local_labels: Mapping[int, str]
 
 
+def _kernel_cache(home: Path | None) -> Path:
+    from totalseg.models.weights import weights_home
+
+    return weights_home(home) / "cache" / "openvino"
+
+
 def check_finite(image: Image, *, where: str = "the input image") -> None:
     """Refuse NaN/inf voxels with a count (they would silently poison normalisation)."""
     array = np.asarray(image.array)
@@ -148,6 +154,9 @@ class Segmenter:
             n_threads=opts.n_threads,
             channels_last=opts.channels_last,
             accumulate_fp32=opts.accumulate_fp32,
+            backend=opts.backend,
+            precision=opts.precision,
+            cache_dir=_kernel_cache(opts.home),
         )
         folds = opts.folds if opts.folds is not None or self.task is None else self.task.folds
         self.parts: list[_Part] = []

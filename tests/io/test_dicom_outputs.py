@@ -47,6 +47,8 @@ def _body_slice(k: int) -> np.ndarray:
     yy, xx = np.mgrid[:ROWS, :COLS]
     inside = ((yy - ROWS / 2) / (ROWS / 3)) ** 2 + ((xx - COLS / 2) / (COLS / 3)) ** 2 < 1
     return np.where(inside, 40 + k + (xx % 7), -1000).astype("<i2")
+
+
 LABELS = {5: "liver", 3: "kidney_left", 90: "lung_vessels"}  # the last: a generic code
 
 

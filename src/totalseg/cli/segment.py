@@ -43,6 +43,14 @@ def segment_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     parity: bool = typer.Option(False, "--parity", help="Bit-exact nnU-Net arithmetic (fp16)."),
     tile_step: float | None = typer.Option(None, "--tile-step", help="Tile step (task default)."),
+    backend: str = typer.Option(
+        "auto",
+        "--backend",
+        help="auto, torch or openvino (auto: OpenVINO on x86 CPUs if installed).",
+    ),
+    precision: str | None = typer.Option(
+        None, "--precision", help="fp32, bf16 (CPUs with bf16 instructions) or fp16 (GPU default)."
+    ),
     series: str | None = typer.Option(None, "--series", help="DICOM SeriesInstanceUID to use."),
     output_types: list[str] | None = typer.Option(
         None,
@@ -144,7 +152,8 @@ def segment_command(
         fast=fast, fastest=fastest, statistics=statistics,
         stats_include_incomplete=stats_include_incomplete, preview=preview, body_seg=body_seg,
         remove_small_blobs_mm3=remove_small_blobs, v1_order=v1_order, save_lowres=save_lowres,
-        skip_saving=skip_saving, report=report, force=force,
+        skip_saving=skip_saving, report=report, force=force, backend=backend,
+        precision=precision,
     )  # fmt: skip
     sources = [*inputs, *(more_inputs or [])]
     from totalseg.cli.app import quiet

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 
 from totalseg.errors import ConfigError, InputError
 from totalseg.inference.device import resolve_device, torch_threads
+from totalseg.inference.kernels import Kernels, resolve_kernels, wrap_torch
 from totalseg.inference.nnunet import CaseGeometry, case_labels, export_labels
 from totalseg.inference.sliding_window import (
     ProgressFn,
@@ -40,7 +42,9 @@ class InferenceOptions:
     `mirroring` only takes effect when the checkpoint allows it (its mirror axes are not None).
     `batch_size=None` means 1 on the CPU and in parity mode, 2 on a GPU. `n_threads=None` leaves
     torch's intra-op thread count as it is. `channels_last` and `accumulate_fp32` are fast-mode
-    options (see `sliding_window`).
+    options (see `sliding_window`). `backend` and `precision` choose the kernels (see
+    `inference.kernels`; precision None: fp32 on the CPU, fp16 autocast on CUDA);
+    `cache_dir` holds converted OpenVINO models (None: convert on every start).
     """
 
     device: str = "auto"
@@ -51,6 +55,10 @@ class InferenceOptions:
     n_threads: int | None = None
     channels_last: bool = False
     accumulate_fp32: bool = False
+    # kernels (see inference.kernels)
+    backend: str = "auto"
+    precision: str | None = None
+    cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.tile_step <= 1:
@@ -59,6 +67,12 @@ class InferenceOptions:
             raise ConfigError(f"Expected a tile batch size >= 1, got {self.batch_size}.")
         if self.parity and self.batch_size not in (None, 1):
             raise ConfigError(f"Expected batch size 1 in parity mode, got {self.batch_size}.")
+        self.kernels()  # refuse a bad back-end/precision before any model is loaded
+
+    def kernels(self) -> Kernels:
+        """The back-end and precision these options resolve to on this machine."""
+        device = resolve_device("cpu" if _cpu_only(self) else self.device)
+        return resolve_kernels(self.backend, self.precision, device, parity=self.parity)
 
 
 class Predictor:
@@ -67,9 +81,11 @@ class Predictor:
     def __init__(self, model: LoadedModel, options: InferenceOptions | None = None) -> None:
         self.model = model
         self.options = options or InferenceOptions()
-        self.device = resolve_device(self.options.device)
+        self.kernels = self.options.kernels()
+        self.device = self.kernels.device
         layout = torch.channels_last_3d if self.options.channels_last else torch.contiguous_format
-        self.networks = [_to_device(net, self.device, layout) for net in model.networks]
+        self.networks = [self._kernel(net, layout) for net in model.networks]
+        log.info("model %s: %s", model.folder.name, self.kernels.describe())
         batch = self.options.batch_size
         if batch is None:
             batch = 1 if self.options.parity or self.device.type == "cpu" else 2
@@ -83,6 +99,18 @@ class Predictor:
             channels_last=self.options.channels_last,
             accumulate_fp32=self.options.accumulate_fp32,
         )
+
+    def _kernel(self, network: torch.nn.Module, layout: torch.memory_format) -> Any:
+        if self.kernels.backend == "torch":
+            return wrap_torch(_to_device(network, self.device, layout), self.kernels)
+        from totalseg.inference.openvino_backend import OpenVinoNetwork
+
+        n_threads = self.options.n_threads or torch.get_num_threads()
+        return OpenVinoNetwork(
+            network.eval(), self.kernels, n_in=self.model.n_in,
+            patch_size=self.model.plan.patch_size, n_threads=n_threads,
+            cache_dir=self.options.cache_dir,
+        )  # fmt: skip
 
     @property
     def resident(self) -> bool:
@@ -181,6 +209,11 @@ def _to_device(network: torch.nn.Module, device: torch.device, layout: torch.mem
     moved = network.to(device)
     moved = moved.to(memory_format=layout)  # type: ignore[call-overload]
     return moved.eval()
+
+
+def _cpu_only(options: InferenceOptions) -> bool:
+    """OpenVINO runs on the CPU: `auto` devices become the CPU for it."""
+    return options.backend == "openvino" and options.device.strip().lower() == "auto"
 
 
 def _offset(progress: ProgressFn | None, offset: int, total: int) -> ProgressFn | None:
