@@ -4,6 +4,8 @@ back-end/precision against torch fp32 on tiny random-weight models and the shipp
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +170,34 @@ def test_openvino_pins_the_precision_hint_and_threads(tiny_folder, cpu_with_bf16
         assert net.compiled.get_property("INFERENCE_NUM_THREADS") == 1
         # OpenVINO keeps f32 where the CPU lacks bf16 kernels, whatever the hint says
         assert net.precision in (hint, "f32")
+
+
+_SIGNAL_AFTER_TWO_MODELS = """
+import os, signal, torch
+from totalseg.inference.kernels import Kernels
+from totalseg.inference.openvino_backend import OpenVinoNetwork
+net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1))
+kernels = Kernels("openvino", "fp32", torch.device("cpu"), "test")
+a = OpenVinoNetwork(net, kernels, n_in=1, patch_size=(8, 8, 8), n_threads=1)
+b = OpenVinoNetwork(net, kernels, n_in=1, patch_size=(8, 8, 8), n_threads=1)
+del a  # freed before b: OpenVINO alone would leave the thread on a's unmapped signal stack
+del b
+signal.signal(signal.SIGINT, lambda *_: print("handled"))
+os.kill(os.getpid(), signal.SIGINT)
+"""
+
+
+@openvino_only
+def test_a_signal_after_freeing_compiled_models_is_handled():
+    """Ctrl-C after two compiled models were freed out of order stops cleanly, no segfault."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AFTER_TWO_MODELS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "handled"
 
 
 def test_torch_bf16_autocast_runs_where_offered(tiny_folder, cpu_with_bf16):

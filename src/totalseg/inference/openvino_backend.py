@@ -14,10 +14,18 @@ a hash of the weights, the architecture, the input shape and the OpenVINO versio
 form is not cached: OpenVINO's own compile cache (CACHE_DIR) measured no faster than compiling
 (1.2 s vs 0.5 s) and the precision is only a compile-time hint, so one cached IR serves fp32 and
 bf16. A cache that cannot be written is skipped with a warning.
+
+Compiling a model makes OpenVINO (2026.4) install its own alternate signal stack on the calling
+thread and put back the one it found when the compiled model is freed. Freed out of order (A and
+B compiled, A freed, then B), the thread is left on A's unmapped stack and the next signal with a
+Python handler (Ctrl-C, SIGTERM) crashes the process with a segmentation fault instead of
+stopping the run cleanly. `_keeping_signal_stack` puts the caller's stack back right after
+compiling, so every compiled model restores that one.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import math
@@ -25,7 +33,8 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +114,31 @@ def _cached_model(
     return model
 
 
+class _StackT(ctypes.Structure):  # POSIX stack_t
+    _fields_ = [
+        ("ss_sp", ctypes.c_void_p),
+        ("ss_flags", ctypes.c_int),
+        ("ss_size", ctypes.c_size_t),
+    ]
+
+
+@contextmanager
+def _keeping_signal_stack() -> Iterator[None]:
+    """The calling thread's alternate signal stack as it was before the block (POSIX only)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        saved = _StackT()
+        if libc.sigaltstack(None, ctypes.byref(saved)) != 0:
+            raise OSError(ctypes.get_errno(), "sigaltstack")
+    except (OSError, AttributeError, TypeError):  # not a POSIX libc: nothing to keep
+        yield
+        return
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(saved), None)
+
+
 class OpenVinoNetwork:
     """Called like the torch network on (N, C, *patch) CPU tensors; returns fp32 logits.
 
@@ -132,7 +166,8 @@ class OpenVinoNetwork:
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
         }
-        self.compiled = ov.Core().compile_model(model, "CPU", config)
+        with _keeping_signal_stack():
+            self.compiled = ov.Core().compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = str(hint.get_type_name())  # what OpenVINO compiled: f32 or bf16
