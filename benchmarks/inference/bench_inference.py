@@ -94,7 +94,7 @@ def run_nnunet(folder: Path, image: Path, out: Path) -> dict:
 
 def run_totalseg(folder: Path, image: Path, out: Path, mode: str) -> dict:
     from totalseg.io import write_label_map
-    from totalseg.pipeline import SegmentOptions, Segmenter
+    from totalseg.pipeline import Segmenter, SegmentOptions
 
     start = time.perf_counter()
     options = SegmentOptions(mirroring=False, channels_last=mode == "channels_last")

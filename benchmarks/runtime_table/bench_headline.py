@@ -13,6 +13,7 @@ both tools as the NIfTI this script writes from it (totalseg's DICOM reader); `-
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS of both engines")
     ap.add_argument("--tiny", action="store_true", help="tiny networks (checks only)")
     ap.add_argument("--out", type=Path, default=None, help="markdown file (default: work/...)")
+    ap.add_argument(
+        "--totalseg-args", default="", help="extra `segment` options, e.g. '--backend torch'"
+    )
     args = ap.parse_args()
     tasks = [t for t in args.tasks.split(",") if t]
     home = make_weights(args.work / ("home_tiny" if args.tiny else "home"), tasks, tiny=args.tiny)
@@ -51,14 +55,15 @@ def main() -> None:
     rows = [
         compare_engines(
             task, inputs[task], args.work / "outputs", home, repeats=args.repeats,
-            threads=args.threads,
+            threads=args.threads, totalseg_args=tuple(shlex.split(args.totalseg_args)),
         )
         for task in tasks
     ]  # fmt: skip
     header = (
         f"# Headline checks ({'tiny networks, ' if args.tiny else ''}{args.threads} threads, "
-        f"medians of {args.repeats} round(s)); targets: total-fast >= 4x faster, peak memory "
-        "<= 1/2; total >= 2x; labels equal inside the body"
+        f"medians of {args.repeats} round(s); totalseg `segment` defaults"
+        f"{' + ' + args.totalseg_args if args.totalseg_args else ''}); targets: total-fast "
+        ">= 4x faster, peak memory <= 1/2; total >= 2x; labels equal inside the body"
     )
     write_results(rows, args.out or args.work / "headline.md", label="input", header=header)
 

@@ -99,7 +99,13 @@ def _tree_rss_bytes(pid: int) -> int:
 
 
 def run_engine(
-    engine: str, task: str, source: Path, target: Path, home: Path, threads: int
+    engine: str,
+    task: str,
+    source: Path,
+    target: Path,
+    home: Path,
+    threads: int,
+    totalseg_args: tuple[str, ...] = (),
 ) -> Measured:
     """One engine on one file in a fresh process: wall time of the whole process (imports
     included) and the peak of the summed RSS of its process tree (sampled every 50 ms)."""
@@ -114,7 +120,7 @@ def run_engine(
         cmd = [
             sys.executable, "-c", "import sys; from totalseg.cli import run; "
             "sys.argv[0] = 'totalseg'; run()", "segment", "-i", str(source),
-            "-o", str(target), "--ml", "--task", task, "--device", "cpu", "-q",
+            "-o", str(target), "--ml", "--task", task, "--device", "cpu", "-q", *totalseg_args,
         ]  # fmt: skip
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -162,14 +168,21 @@ def agreement(reference: Path, other: Path, ct: Path) -> dict[str, float]:
 
 
 def compare_engines(
-    task: str, source: Path, out_dir: Path, home: Path, *, repeats: int, threads: int
+    task: str,
+    source: Path,
+    out_dir: Path,
+    home: Path,
+    *,
+    repeats: int,
+    threads: int,
+    totalseg_args: tuple[str, ...] = (),
 ) -> dict[str, object]:
     """Both engines on one input, interleaved over `repeats` rounds: medians and ratios."""
     runs: dict[str, list[Measured]] = {e: [] for e in ENGINES}
     outputs = {e: out_dir / f"{source.name.split('.')[0]}_{task}_{e}.nii.gz" for e in ENGINES}
     for round_ in range(repeats):
         for engine in ENGINES:
-            m = run_engine(engine, task, source, outputs[engine], home, threads)
+            m = run_engine(engine, task, source, outputs[engine], home, threads, totalseg_args)
             log(f"  round {round_ + 1} {engine:17s} {task:10s} wall {m.wall_s:8.1f} s  "
                 f"peak RSS {m.peak_rss_mb:7.0f} MB  rc {m.returncode}")  # fmt: skip
             if m.returncode != 0:
@@ -180,7 +193,7 @@ def compare_engines(
     agree = agreement(outputs["TotalSegmentator"], outputs["totalseg"], source)
     return {
         "task": task, "input": source.name, "shape": list(nib.load(source).shape),
-        "repeats": repeats, "threads": threads,
+        "repeats": repeats, "threads": threads, "totalseg_args": list(totalseg_args),
         "wall_s": wall, "peak_rss_mb": rss,
         "speedup": wall["TotalSegmentator"] / wall["totalseg"],
         "memory_ratio": rss["totalseg"] / rss["TotalSegmentator"],
