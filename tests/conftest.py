@@ -53,19 +53,6 @@ def _no_foreign_weights(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(tmp_path_factory.getbasetemp() / "no-ts"))
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _auto_backend_is_torch():
-    """`backend="auto"` picks torch in tests: converting a model for OpenVINO costs seconds, for
-    every model of every test. Session-wide, so module-scoped fixtures that segment get it too.
-    tests/inference/test_kernels*.py test the rule, the OpenVINO path and the default (auto)
-    mode with OpenVINO, restoring the real check."""
-    from totalseg.inference import kernels
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kernels, "openvino_installed", lambda: False)
-        yield
-
-
 @pytest.fixture(params=sorted(AFFINES))
 def any_affine(request) -> np.ndarray:
     return AFFINES[request.param]

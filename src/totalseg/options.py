@@ -42,9 +42,9 @@ class SegmentOptions:
         n_threads: torch intra-op threads (None: leave as is). channels_last, accumulate_fp32:
         fast-mode variants (see `inference.sliding_window`).
     Kernels (interpreted by `inference.kernels`)
-        backend: auto, torch or openvino (auto: OpenVINO on x86-64 CPUs in fp32 when installed,
-        else torch; see `inference.kernels` for the rule). precision: fp32, bf16 or fp16 (None:
-        fp32 on the CPU, fp16 autocast on CUDA; bf16 only on CPUs with bf16 instructions).
+        backend: auto, torch or openvino (auto: torch; see `inference.kernels` for why).
+        precision: fp32, bf16 or fp16 (None: fp32 on the CPU, fp16 autocast on CUDA; bf16
+        only on CPUs with bf16 instructions).
         Parity mode refuses OpenVINO and reduced precisions.
     Geometry and weights
         resampling_order: spline order of the reference zoom to the task spacing (1 = the

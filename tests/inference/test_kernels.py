@@ -28,12 +28,6 @@ openvino_only = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def _real_openvino_check(monkeypatch):
-    """tests/conftest.py makes `auto` pick torch; here the real check applies."""
-    monkeypatch.setattr(kernels, "openvino_installed", lambda: OPENVINO)
-
-
 @pytest.fixture
 def cpu_with_bf16(monkeypatch):
     monkeypatch.setattr(kernels, "detect_cpu", lambda: WITH_BF16)
@@ -114,19 +108,15 @@ def test_bf16_is_offered_where_the_cpu_has_it(cpu_with_bf16):
     assert resolve_kernels("auto", "bf16", CPU, parity=False).backend == "torch"
 
 
-def test_auto_rule(monkeypatch, cpu_without_bf16):
+def test_auto_rule(monkeypatch, cpu_with_bf16):
     monkeypatch.setattr(kernels, "openvino_installed", lambda: True)
-    assert resolve_kernels("auto", None, CPU, parity=False).backend == "openvino"
-    assert resolve_kernels("auto", "fp32", CPU, parity=True).backend == "torch"
+    for precision, parity in ((None, False), ("fp32", True), ("bf16", False)):
+        chosen = resolve_kernels("auto", precision, CPU, parity=parity)
+        assert chosen.backend == "torch" and chosen.reason.startswith("auto:")
+    assert resolve_kernels("openvino", None, CPU, parity=False).backend == "openvino"
     monkeypatch.setattr(kernels, "openvino_installed", lambda: False)
-    chosen = resolve_kernels("auto", None, CPU, parity=False)
-    assert chosen.backend == "torch" and "not installed" in chosen.reason
     with pytest.raises(ConfigError, match=r"pip install 'totalseg\[openvino\]'"):
         resolve_kernels("openvino", None, CPU, parity=False)
-    monkeypatch.setattr(kernels, "openvino_installed", lambda: True)
-    arm = CpuFeatures("Neoverse", "aarch64", (), "DEFAULT")
-    monkeypatch.setattr(kernels, "detect_cpu", lambda: arm)
-    assert resolve_kernels("auto", None, CPU, parity=False).backend == "torch"
 
 
 def test_inference_options_refuse_before_loading(cpu_without_bf16):

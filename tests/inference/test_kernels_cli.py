@@ -1,5 +1,5 @@
 """`--backend` / `--precision` through the CLI and the API: refusals in one line, `-v` names the
-kernels used, and the default (auto) mode with OpenVINO against torch fp32."""
+kernels used, the default (auto: torch) mode, and OpenVINO against torch fp32."""
 
 from __future__ import annotations
 
@@ -85,17 +85,22 @@ def test_api_takes_backend_and_precision(scan, tiny_folder, no_bf16):
         totalseg.segment(scan, model_dir=tiny_folder, device="cpu", precision="bf16")
 
 
-@openvino_only
-def test_default_mode_picks_openvino_and_keeps_the_answers(
-    scan, tiny_folder, tmp_path, monkeypatch, capsys
-):
-    monkeypatch.setattr(kernels, "openvino_installed", lambda: OPENVINO)  # undo the test default
-    monkeypatch.setenv("TOTALSEG_HOME", str(tmp_path / "home"))  # the OpenVINO model cache
+def test_default_mode_runs_torch_with_the_reference_arithmetic(scan, tiny_folder, tmp_path, capsys):
     assert _segment(scan, tiny_folder, tmp_path, "-v") == 0
-    assert "backend openvino, precision fp32 on cpu (auto:" in capsys.readouterr().err
-    auto = np.asarray(nib.load(tmp_path / "out.nii.gz").dataobj)
+    assert "backend torch, precision fp32 on cpu (auto:" in capsys.readouterr().err
+    got = np.asarray(nib.load(tmp_path / "out.nii.gz").dataobj)
+    ref = Segmenter(model_dir=tiny_folder, device="cpu", backend="torch")(scan)
+    np.testing.assert_array_equal(got, np.asarray(ref.array))
+
+
+@openvino_only
+def test_openvino_when_asked_keeps_the_answers(scan, tiny_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TOTALSEG_HOME", str(tmp_path / "home"))  # the OpenVINO model cache
+    assert _segment(scan, tiny_folder, tmp_path, "-v", "--backend", "openvino") == 0
+    assert "backend openvino, precision fp32 on cpu (as requested)" in capsys.readouterr().err
+    got = np.asarray(nib.load(tmp_path / "out.nii.gz").dataobj)
     ref = Segmenter(model_dir=tiny_folder, device="cpu", backend="torch")(scan)
     expected = np.asarray(ref.array)
-    for label in np.union1d(np.unique(auto), np.unique(expected)):
-        a, b = auto == label, expected == label
+    for label in np.union1d(np.unique(got), np.unique(expected)):
+        a, b = got == label, expected == label
         assert 2 * (a & b).sum() / (a.sum() + b.sum()) >= 0.999, label

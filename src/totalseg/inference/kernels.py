@@ -4,13 +4,14 @@ Choices (`SegmentOptions.backend` / `.precision`, `--backend` / `--precision`):
 
 * backend `torch`: the PyTorch network as loaded. `openvino`: the same network converted once by
   OpenVINO's PyTorch front-end and compiled for the CPU (`inference.openvino_backend`; the
-  optional extra `totalseg[openvino]`). `auto` (default): OpenVINO when all of these hold, else
-  torch -- the device is the CPU, the precision is fp32, not parity mode, `openvino` is
-  installed, and the CPU is x86-64. There OpenVINO's f32 kernels were measured faster than
-  torch's (1.34x on a Xeon with AMX, 1.5-3x on an AVX2 AMD EPYC, one 128^3 / 96^3 tile,
-  `benchmarks/kernels`) with results within the tested tolerance (per-class Dice >= 0.999 vs
-  torch fp32; max abs logit difference ~1e-3, f32 accumulation order only). Elsewhere (ARM,
-  GPUs) nothing faster was measured, so torch runs.
+  optional extra `totalseg[openvino]`). `auto` (default): torch, whose fp32 path is nnU-Net's
+  own arithmetic (labels voxel-identical to the reference tool's). OpenVINO was the `auto`
+  choice on x86-64 after one-tile kernel benchmarks (1.34x on a Xeon with AMX, 1.57x on an
+  AMD EPYC with AVX-512, `benchmarks/kernels`), but inside the pipeline, on the 118-class
+  TotalSegmentator-sized network, it measured no faster than torch (9.7 vs 9.3 s per 128^3
+  tile, EPYC; bf16 23.5 vs 20.4 s for `total-fast`), cost 2.5 GB more peak memory, and with
+  random-init weights (small logit margins) changed 3.6 % of the in-body voxels of a run
+  (`benchmarks/runtime_table`). It stays available as `--backend openvino`.
 * precision `fp32` (the CPU default: exact), `fp16` (the CUDA default: autocast, as nnU-Net
   does), `bf16` (torch: autocast; OpenVINO: precision hint bf16). bf16 on the CPU is offered
   only where the CPU has bf16 instructions (avx512_bf16 or AMX-bf16, from /proc/cpuinfo flags or
@@ -150,17 +151,7 @@ def resolve_kernels(
         )
     if backend != "auto":
         return Kernels(backend, chosen, device, "as requested")
-    return _auto(chosen, device, parity=parity)
-
-
-def _auto(precision: str, device: torch.device, *, parity: bool) -> Kernels:
-    if device.type != "cpu" or parity or precision != "fp32":
-        return Kernels("torch", precision, device, "auto: torch off the CPU, in parity or not fp32")
-    if detect_cpu().machine.lower() not in ("x86_64", "amd64"):
-        return Kernels("torch", precision, device, "auto: OpenVINO is measured on x86-64 only")
-    if not openvino_installed():
-        return Kernels("torch", precision, device, "auto: openvino not installed")
-    return Kernels("openvino", precision, device, "auto: OpenVINO f32 is faster on x86-64 CPUs")
+    return Kernels("torch", chosen, device, "auto: torch (OpenVINO measured no faster here)")
 
 
 def _check_precision(precision: str, device: torch.device) -> None:
