@@ -5,7 +5,7 @@
 # Results (gpu_check.md, gpu_check.json, log.txt, env.txt, nvidia-smi.txt) go to $OUT.
 #
 #   OUT=/some/dir benchmarks/gpu/check.sh                    # on the GPU machine (< 5 minutes)
-#   OUT=/tmp/gc PYTHON=/work/main/.venv/bin/python benchmarks/gpu/check.sh --device cpu --small
+#   OUT=/tmp/gc PYTHON=.venv/bin/python benchmarks/gpu/check.sh --device cpu --small
 #
 # PYTHON: an interpreter that already has the project's dependencies (skips the venv). Otherwise
 # a venv .venv-gpu is made with --system-site-packages (a preinstalled torch is reused), torch is

@@ -122,21 +122,26 @@ class _StackT(ctypes.Structure):  # POSIX stack_t
     ]
 
 
+def _signal_stack() -> tuple[Any, _StackT] | None:
+    """libc and the calling thread's alternate signal stack; None without a POSIX libc."""
+    try:
+        libc = ctypes.CDLL(None)
+        current = _StackT()
+        return (libc, current) if libc.sigaltstack(None, ctypes.byref(current)) == 0 else None
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
 @contextmanager
 def _keeping_signal_stack() -> Iterator[None]:
     """The calling thread's alternate signal stack as it was before the block (POSIX only)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        saved = _StackT()
-        if libc.sigaltstack(None, ctypes.byref(saved)) != 0:
-            raise OSError(ctypes.get_errno(), "sigaltstack")
-    except (OSError, AttributeError, TypeError):  # not a POSIX libc: nothing to keep
-        yield
-        return
+    saved = _signal_stack()
     try:
         yield
     finally:
-        libc.sigaltstack(ctypes.byref(saved), None)
+        if saved is not None:
+            libc, stack = saved
+            libc.sigaltstack(ctypes.byref(stack), None)
 
 
 class OpenVinoNetwork:
