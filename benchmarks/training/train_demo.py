@@ -155,6 +155,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-only", type=int, default=0, help="measure K iterations only")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="warm start: a checkpoint or model folder, or 'bundled' (the shipped model)",
+    )
+    parser.add_argument("--export", choices=("final", "best"), default="final")
+    parser.add_argument("--fp16", action="store_true", help="store the exported weights in fp16")
     args = parser.parse_args()
 
     import torch
@@ -183,12 +190,16 @@ def main() -> None:
     )
     run = args.work / "run"
     start = time.perf_counter()
-    result = Trainer(plan, cases, run, config=config, callback=print_epochs).fit(
-        resume=(run / "checkpoint_latest.pth").is_file()
-    )
+    trainer = Trainer(plan, cases, run, config=config, callback=print_epochs)
+    resume = (run / "checkpoint_latest.pth").is_file()
+    if args.init_from and not resume:
+        init = bundled_folder() if args.init_from == "bundled" else Path(args.init_from)
+        trainer.load_weights(init)
+        print(f"warm start from {init}")
+    result = trainer.fit(resume=resume)
     print(f"training: {result.epochs_completed} epochs, {time.perf_counter() - start:.0f} s")
     out = args.out or bundled_folder()
-    folder = export_model(run, out, overwrite=True)
+    folder = export_model(run, out, checkpoint=args.export, overwrite=True, store_fp16=args.fp16)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"model folder: {folder} ({size / 1e6:.1f} MB)")
     if folder.resolve() == bundled_folder().resolve():

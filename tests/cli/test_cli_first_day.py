@@ -121,3 +121,12 @@ def test_help_screens_have_no_bool_metavar(capsys: pytest.CaptureFixture[str]) -
         assert main([*command, "--help"]) == 0
         text = capsys.readouterr().out
         assert "<bool>" not in text and "--help" in text
+
+
+def test_help_shows_extras_in_square_brackets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rich markup would swallow an unescaped '[openvino]' and leave 'totalseg' alone."""
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["segment", "--help"]) == 0
+    assert "'totalseg[openvino]'" in capsys.readouterr().out

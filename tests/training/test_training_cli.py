@@ -65,6 +65,15 @@ def test_train_command_end_to_end_and_resume(public_dataset: Path, tmp_path: Pat
     # a second plain run into the same folder is refused
     assert main(args) == 1
     assert "pass --resume" in capsys.readouterr().err
+    # a warm start from the exported model folder; a wider network is refused in one line
+    warm = [*args[:3], str(tmp_path / "warm"), *args[4:], "--init-from", str(run / "model")]
+    assert main(warm) == 0
+    assert "Trained 2 epochs" in capsys.readouterr().out
+    wider = [a if a != "4" else "8" for a in warm]
+    wider[3] = str(tmp_path / "wider")
+    assert main(wider) == 1
+    err = capsys.readouterr().err
+    assert "Expected a checkpoint of this plan's network" in err and "Traceback" not in err
 
 
 def test_plan_and_convert_commands(public_dataset: Path, tmp_path: Path, capsys) -> None:

@@ -101,3 +101,21 @@ def test_export_errors(run_dir: Path, tmp_path: Path) -> None:
         export_model(run_dir, tmp_path / "n", checkpoint="last")  # type: ignore[arg-type]
     with pytest.raises(ModelError, match="train first"):
         export_model(tmp_path / "empty", tmp_path / "n")
+
+
+def test_fp16_export_halves_the_file_and_loads_as_float32(run_dir: Path, tmp_path: Path) -> None:
+    from totalseg.models.checkpoint import load_checkpoint
+    from totalseg.models.folder import load_model_folder
+
+    full = export_model(run_dir, tmp_path / "m32")
+    half = export_model(run_dir, tmp_path / "m16", store_fp16=True)
+    size = {f: (f / "fold_0" / "checkpoint_final.pth").stat().st_size for f in (full, half)}
+    assert size[half] < 0.6 * size[full]  # alias keys still share one tensor
+    stored = load_checkpoint(half / "fold_0" / "checkpoint_final.pth")["network_weights"]
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    nets = [load_model_folder(f).networks[0] for f in (full, half)]
+    assert {p.dtype for p in nets[1].parameters()} == {torch.float32}  # upcast at load
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        a, b = nets[0](x), nets[1](x)
+    assert torch.allclose(a, b, atol=5e-2) and not torch.equal(a, b)  # fp16 rounding only

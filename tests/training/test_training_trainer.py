@@ -166,3 +166,20 @@ def test_trainer_errors(setup, tmp_path: Path) -> None:
         TrainingConfig(device="tpu")
     with pytest.raises(ConfigError, match="Unknown training configuration keys"):
         TrainingConfig.from_dict({"epoch": 3})
+
+
+def test_warm_start_takes_the_weights_and_refuses_another_network(setup, tmp_path: Path) -> None:
+    plan, cases = setup
+    first = Trainer(plan, cases, tmp_path / "a", config=_config(epochs=1)).fit()
+    trained = load_training_state(first.checkpoint)["network_weights"]
+    warm = Trainer(plan, cases, tmp_path / "b", config=_config(epochs=1, seed=9))
+    assert any(not torch.equal(v, trained[k]) for k, v in _state(warm).items())
+    warm.load_weights(first.checkpoint)
+    assert all(torch.equal(v, trained[k]) for k, v in _state(warm).items())
+    assert warm.epoch == 0 and warm.logs["train_loss"] == []  # only the weights carry over
+    wider = plan_training(
+        cases, classes=plan.classes, patch_size=(16, 16, 16), base_features=8, max_features=16
+    )
+    other = Trainer(wider, cases, tmp_path / "c", config=_config(epochs=1))
+    with pytest.raises(ConfigError, match="differ in"):
+        other.load_weights(first.checkpoint)

@@ -46,7 +46,7 @@ def segment_command(
     backend: str = typer.Option(
         "auto",
         "--backend",
-        help="auto (torch), torch or openvino (CPU; pip install 'totalseg[openvino]').",
+        help="auto (torch), torch or openvino (CPU; pip install 'totalseg\\[openvino]').",
     ),
     precision: str | None = typer.Option(
         None, "--precision", help="fp32, bf16 (CPUs with bf16 instructions) or fp16 (GPU default)."

@@ -218,6 +218,11 @@ def train_command(
     max_features: int = typer.Option(320, "--max-features", help="Feature cap per stage."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    init_from: Path | None = typer.Option(
+        None,
+        "--init-from",
+        help="Warm start from this model folder's (fold_0) or checkpoint's weights; same plan.",
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (default 0)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Processes for preprocessing."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Preprocessing cache folder."),
@@ -277,6 +282,8 @@ def train_command(
         trainer = Trainer(
             plan, cases, out, config=config, callback=_event_renderer(progress, names_list)
         )
+        if init_from is not None and not resume:
+            trainer.load_weights(init_from)
         result = trainer.fit(resume=resume)
     model = export_model(out, out / "model", overwrite=True)
     _print_result(result, names_list, model)

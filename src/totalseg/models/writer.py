@@ -168,12 +168,15 @@ def write_model_folder(
     mirror_axes: tuple[int, ...] | None,
     overwrite: bool = False,
     current_epoch: int = 0,
+    store_fp16: bool = False,
 ) -> Path:
     """Write an nnU-Net v2 model folder with one `fold_X/checkpoint_final.pth` per entry.
 
     Each state dict is checked against the network the plan describes (all keys but nnU-Net's
     alias keys required, shapes equal) and written with every alias key, as nnU-Net loads
     strictly. Returns `dest`. An existing `dest` is an error unless `overwrite`.
+    `store_fp16` stores floating-point weights as float16 (half the file; loaders upcast, as
+    totalseg's does, and nnU-Net's `load_state_dict` copies into its float32 parameters).
     """
     dest = Path(dest)
     plan = read_plan(plans, configuration)
@@ -195,6 +198,8 @@ def write_model_folder(
                 plan.architecture, n_input_channels(plan, dataset), dataset.n_heads
             )
             full = _complete_state_dict(network, weights, f"fold {fold_id}")
+            if store_fp16:
+                full = _as_float16(full)
             checkpoint = {
                 "network_weights": full,
                 "optimizer_state": None,
@@ -219,6 +224,21 @@ def write_model_folder(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _as_float16(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating tensors as float16; alias keys keep sharing one tensor (so the file halves)."""
+    done: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in weights.items():
+        if not tensor.is_floating_point():
+            out[key] = tensor
+            continue
+        alias = (tensor.data_ptr(), tuple(tensor.shape))
+        if alias not in done:
+            done[alias] = tensor.to(torch.float16)
+        out[key] = done[alias]
+    return out
 
 
 def _random_spec(

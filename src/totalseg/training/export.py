@@ -29,8 +29,12 @@ def export_model(
     checkpoint: CheckpointChoice = "final",
     fold: int | str = 0,
     overwrite: bool = False,
+    store_fp16: bool = False,
 ) -> Path:
-    """Write the model folder `dest` from `run_dir`'s checkpoint; return `dest`."""
+    """Write the model folder `dest` from `run_dir`'s checkpoint; return `dest`.
+
+    `store_fp16` halves the checkpoint (weights stored as float16, upcast at load).
+    """
     from totalseg.models.writer import write_model_folder
 
     if checkpoint not in ("final", "best", "latest"):
@@ -47,6 +51,7 @@ def export_model(
         mirror_axes=None,
         overwrite=overwrite,
         current_epoch=int(state["epoch"]),
+        store_fp16=store_fp16,
     )
     log.info("Exported %s (epoch %d) to %s.", checkpoint, int(state["epoch"]), out)
     return out

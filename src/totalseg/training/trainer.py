@@ -394,6 +394,31 @@ class Trainer:
     def save(self, path: Path) -> Path:
         return save_training_state(path, self.state())
 
+    def load_weights(self, path: str | Path) -> None:
+        """Start from another run's or model folder's network weights (a warm start).
+
+        `path` is a checkpoint (.pth) or a model folder (its ``fold_0/checkpoint_final.pth``).
+        Only the weights are taken: optimizer, schedule, epoch and logs start anew. The
+        checkpoint must hold this plan's network (same keys and shapes), else ConfigError.
+        """
+        from totalseg.models.checkpoint import load_checkpoint
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "fold_0" / "checkpoint_final.pth"
+        weights = load_checkpoint(path).get("network_weights")
+        own = self.network.state_dict()
+        if not isinstance(weights, dict):
+            raise ConfigError(f"Expected network weights in '{path}', found none.")
+        wrong = sorted(k for k in own if k not in weights or weights[k].shape != own[k].shape)
+        if wrong:
+            raise ConfigError(
+                f"Expected a checkpoint of this plan's network, got '{path}' whose weights "
+                f"differ in {len(wrong)} tensors (first: {wrong[0]}); check the plan "
+                "(classes, features, stages) against the model it came from."
+            )
+        self.network.load_state_dict({k: weights[k] for k in own})
+
     def load(self, path: Path) -> None:
         state = load_training_state(path)
         self.network.load_state_dict(state["network_weights"])
