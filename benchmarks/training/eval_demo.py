@@ -9,7 +9,7 @@ Runs, and prints, three CLI commands:
 3. ``totalseg evaluate --metrics dice``: Dice per case and structure (v1 ids).
 
 Then reads ``metrics.csv`` and prints the mean Dice over the structures present in each case,
-the per-structure means, and the ten worst structures, as Markdown.
+the per-structure and per-group means, and the ten worst structures, as Markdown.
 
 Usage:
     python benchmarks/training/eval_demo.py --work /tmp/demo_eval [--model-dir DIR] [--n 10]
@@ -85,6 +85,15 @@ def summarise(metrics_csv: Path) -> None:
     macro = mean([mean(v) for v in per_structure.values()])
     print(f"\nMean over cases of the mean Dice over the structures present: **{overall:.3f}**")
     print(f"Mean over the {len(per_structure)} structures of their mean Dice: **{macro:.3f}**")
+    from totalseg.anatomy import structures
+
+    group_of = {s.name: s.group for s in structures()}
+    groups: dict[str, list[float]] = defaultdict(list)
+    for name, values in per_structure.items():
+        groups[group_of[name]].append(mean(values))
+    print("\n| group | structures | mean of the structure means |\n|---|---|---|")
+    for group, means in sorted(groups.items()):
+        print(f"| {group} | {len(means)} | {mean(means):.3f} |")
     ranked = sorted(per_structure.items(), key=lambda kv: mean(kv[1]))
     print("\nWorst ten structures:\n\n| structure | mean Dice | cases |\n|---|---|---|")
     for name, values in ranked[:10]:
